@@ -1,1 +1,193 @@
-fn main() {}
+//! The `sluice` binary: command-line parsing and glue. `serve` runs the server; the other
+//! commands are clients of a running server over the Kinesis API.
+
+mod client_cmds;
+mod config;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sluice",
+    version,
+    about = "A self-hosted, Kinesis-compatible real-time data ingestion server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where client commands send their requests.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Endpoint {
+    /// The sluice (or any Kinesis-compatible) endpoint.
+    #[arg(
+        long,
+        env = "SLUICE_ENDPOINT",
+        default_value = "http://127.0.0.1:4567",
+        global = true
+    )]
+    pub endpoint: String,
+    /// The region to sign requests for (when AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are set).
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1", global = true)]
+    pub region: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Create, list, describe and delete streams.
+    Stream {
+        #[command(subcommand)]
+        action: StreamAction,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Put records: the arguments, each line of --file, or each line of standard input.
+    Put(PutArgs),
+    /// Print a stream's records as they arrive, from every shard.
+    Tail(TailArgs),
+    /// Load-generate against a Kinesis-compatible endpoint and print a JSON report.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// A TOML configuration file (see sluice.example.toml).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Where data lives (overrides the config file and SLUICE_DATA_DIR).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:4567; port 0 picks a free one.
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// `group_commit` (durable before acknowledgement) or `interval`.
+    #[arg(long)]
+    pub sync: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StreamAction {
+    Create {
+        name: String,
+        #[arg(long, default_value_t = 1)]
+        shards: u32,
+        /// ON_DEMAND capacity mode instead of PROVISIONED.
+        #[arg(long)]
+        on_demand: bool,
+    },
+    List,
+    Describe {
+        name: String,
+    },
+    Delete {
+        name: String,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PutArgs {
+    pub stream: String,
+    /// Records to put; without any, --file or standard input is read, one record per line.
+    pub records: Vec<String>,
+    /// Partition key for every record; by default each record gets its own, so records spread
+    /// over all shards.
+    #[arg(long, short = 'k')]
+    pub partition_key: Option<String>,
+    #[arg(long, short)]
+    pub file: Option<PathBuf>,
+    /// Records per PutRecords request (1 to 500).
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+    #[command(flatten)]
+    pub endpoint: Endpoint,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TailFormat {
+    /// The data of each record, one per line.
+    Data,
+    /// One JSON object per record, with shard, sequence number, partition key and arrival time.
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TailArgs {
+    pub stream: String,
+    /// `trim-horizon`, `latest`, or a time (RFC 3339, or epoch seconds).
+    #[arg(long, default_value = "latest")]
+    pub from: String,
+    /// Stop once every shard is read to its end instead of waiting for more.
+    #[arg(long)]
+    pub no_follow: bool,
+    #[arg(long, value_enum, default_value = "data")]
+    pub format: TailFormat,
+    #[command(flatten)]
+    pub endpoint: Endpoint,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BenchMode {
+    Put,
+    E2e,
+    Read,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    #[arg(long, value_enum, default_value = "put")]
+    pub mode: BenchMode,
+    #[arg(long, default_value = "bench")]
+    pub stream: String,
+    /// Shards of the stream, if the bench creates it.
+    #[arg(long, default_value_t = 4)]
+    pub shards: u32,
+    #[arg(long, default_value_t = 100)]
+    pub record_bytes: usize,
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Seconds to run (at most 600).
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Stop after this many records.
+    #[arg(long)]
+    pub records_max: Option<u64>,
+    /// e2e mode: records per second.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub endpoint: Endpoint,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Stream { action, endpoint } => client_cmds::stream(action, &endpoint).await,
+            Command::Put(args) => client_cmds::put(args).await,
+            Command::Tail(args) => client_cmds::tail(args).await,
+            Command::Bench(args) => client_cmds::bench(args).await,
+        }
+    })
+}

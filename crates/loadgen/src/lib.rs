@@ -1,1 +1,489 @@
+//! `sluice-loadgen` drives any Kinesis-compatible endpoint and reports what it measured as JSON.
+//!
+//! Modes ([`Mode`]):
+//! - `put`: PutRecords throughput (records/s, MB/s) and per-request latency, for a record size,
+//!   batch size and concurrency.
+//! - `e2e`: put-to-get latency: a producer puts records stamped with their send time at a fixed
+//!   rate while one reader per shard polls GetRecords; each record's latency is receive − send.
+//! - `read`: GetRecords throughput from TRIM_HORIZON over every shard.
+//!
+//! Every run is bounded by `duration_s` and, optionally, `records_max`.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use hdrhistogram::Histogram;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use serde_json::json;
+use sluice_client::{Client, ClientError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Put,
+    E2e,
+    Read,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub mode: Mode,
+    pub stream: String,
+    /// Create the stream with this many shards if it does not exist.
+    pub shards: u32,
+    pub record_bytes: usize,
+    pub batch: usize,
+    pub concurrency: usize,
+    pub duration_s: f64,
+    pub records_max: Option<u64>,
+    /// e2e: records per second the producer sends.
+    pub rate: u64,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub samples: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub mode: Mode,
+    pub stream: String,
+    pub shards: usize,
+    pub record_bytes: usize,
+    pub batch: usize,
+    pub concurrency: usize,
+    pub elapsed_s: f64,
+    pub records: u64,
+    pub bytes: u64,
+    pub records_per_s: f64,
+    pub mb_per_s: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub throttled_records: u64,
+    /// put: per PutRecords request; e2e: per record, put to get; read: per GetRecords request.
+    pub latency: Latency,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Client(#[from] ClientError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
+}
+
+fn latency(h: &Histogram<u64>) -> Latency {
+    let ms = |us: u64| us as f64 / 1000.0;
+    Latency {
+        p50_ms: ms(h.value_at_quantile(0.50)),
+        p99_ms: ms(h.value_at_quantile(0.99)),
+        p999_ms: ms(h.value_at_quantile(0.999)),
+        max_ms: ms(h.max()),
+        samples: h.len(),
+    }
+}
+
+/// Makes sure the stream exists and is ACTIVE; returns its shard ids.
+async fn prepare(client: &Client, o: &Options) -> Result<Vec<String>, LoadError> {
+    match client
+        .call("DescribeStreamSummary", &json!({"StreamName": o.stream}))
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.aws_type() == Some("ResourceNotFoundException") => {
+            client
+                .call(
+                    "CreateStream",
+                    &json!({"StreamName": o.stream, "ShardCount": o.shards}),
+                )
+                .await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    for _ in 0..600 {
+        let d = client
+            .call("DescribeStreamSummary", &json!({"StreamName": o.stream}))
+            .await?;
+        if d["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE" {
+            let shards = client
+                .call("ListShards", &json!({"StreamName": o.stream}))
+                .await?;
+            let ids = shards["Shards"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s["ShardId"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            return Ok(ids);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(LoadError::Setup(format!(
+        "stream {} did not become ACTIVE within 60 s",
+        o.stream
+    )))
+}
+
+pub async fn run(client: Client, o: Options) -> Result<Report, LoadError> {
+    if o.batch == 0 || o.batch > 500 || o.concurrency == 0 || o.duration_s <= 0.0 {
+        return Err(LoadError::Setup(
+            "batch must be 1..=500, concurrency and duration positive".into(),
+        ));
+    }
+    let shards = prepare(&client, &o).await?;
+    match o.mode {
+        Mode::Put => put(client, o, shards.len()).await,
+        Mode::E2e => e2e(client, o, shards).await,
+        Mode::Read => read(client, o, shards).await,
+    }
+}
+
+/// PutRecords bodies with random partition keys; the loop reuses them round-robin so the
+/// generator spends its time sending, not encoding.
+fn bodies(o: &Options, count: usize) -> Vec<Vec<u8>> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(o.seed);
+    let data: Vec<u8> = (0..o.record_bytes)
+        .map(|_| rng.gen_range(b'a'..=b'z'))
+        .collect();
+    let data_b64 = base64::engine::general_purpose::STANDARD.encode(&data);
+    (0..count)
+        .map(|_| {
+            let records: Vec<_> = (0..o.batch).map(|_| json!({"Data": data_b64, "PartitionKey": format!("pk-{}", rng.gen::<u64>())})).collect();
+            serde_json::to_vec(&json!({"StreamName": o.stream, "Records": records})).unwrap()
+        })
+        .collect()
+}
+
+struct Totals {
+    records: AtomicU64,
+    requests: AtomicU64,
+    errors: AtomicU64,
+    throttled: AtomicU64,
+}
+
+impl Totals {
+    fn new() -> Arc<Totals> {
+        Arc::new(Totals {
+            records: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
+        })
+    }
+}
+
+async fn put(client: Client, o: Options, shard_count: usize) -> Result<Report, LoadError> {
+    let bodies = Arc::new(bodies(&o, 64));
+    let totals = Totals::new();
+    let hist = Arc::new(Mutex::new(histogram()));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(o.duration_s);
+    let tasks: Vec<_> = (0..o.concurrency)
+        .map(|t| {
+            let (client, bodies, totals, hist, o) = (
+                client.clone(),
+                bodies.clone(),
+                totals.clone(),
+                hist.clone(),
+                o.clone(),
+            );
+            tokio::spawn(async move {
+                let mut local = histogram();
+                let mut i = t;
+                while Instant::now() < deadline
+                    && o.records_max
+                        .is_none_or(|m| totals.records.load(Ordering::Relaxed) < m)
+                {
+                    let body = bodies[i % bodies.len()].clone();
+                    i += 1;
+                    let sent = Instant::now();
+                    match client.call_raw("PutRecords", body).await {
+                        Ok(resp) => {
+                            local.saturating_record(sent.elapsed().as_micros() as u64);
+                            let failed = count_failed(&resp);
+                            totals
+                                .records
+                                .fetch_add((o.batch - failed) as u64, Ordering::Relaxed);
+                            totals.throttled.fetch_add(failed as u64, Ordering::Relaxed);
+                        }
+                        Err(_) => {
+                            totals.errors.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }
+                    totals.requests.fetch_add(1, Ordering::Relaxed);
+                }
+                hist.lock().unwrap().add(&local).unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let records = totals.records.load(Ordering::Relaxed);
+    let h = hist.lock().unwrap();
+    Ok(Report {
+        mode: o.mode,
+        stream: o.stream.clone(),
+        shards: shard_count,
+        record_bytes: o.record_bytes,
+        batch: o.batch,
+        concurrency: o.concurrency,
+        elapsed_s: elapsed,
+        records,
+        bytes: records * o.record_bytes as u64,
+        records_per_s: records as f64 / elapsed,
+        mb_per_s: (records * o.record_bytes as u64) as f64 / elapsed / 1e6,
+        requests: totals.requests.load(Ordering::Relaxed),
+        errors: totals.errors.load(Ordering::Relaxed),
+        throttled_records: totals.throttled.load(Ordering::Relaxed),
+        latency: latency(&h),
+    })
+}
+
+/// `FailedRecordCount` of a PutRecords answer, without parsing the whole body.
+fn count_failed(resp: &[u8]) -> usize {
+    let key = b"\"FailedRecordCount\":";
+    resp.windows(key.len())
+        .position(|w| w == key)
+        .map(|at| {
+            resp[at + key.len()..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .fold(0usize, |n, b| n * 10 + (b - b'0') as usize)
+        })
+        .unwrap_or(0)
+}
+
+async fn iterator(
+    client: &Client,
+    stream: &str,
+    shard: &str,
+    kind: &str,
+) -> Result<String, ClientError> {
+    let r = client
+        .call(
+            "GetShardIterator",
+            &json!({"StreamName": stream, "ShardId": shard, "ShardIteratorType": kind}),
+        )
+        .await?;
+    Ok(r["ShardIterator"].as_str().unwrap_or_default().to_string())
+}
+
+async fn e2e(client: Client, o: Options, shards: Vec<String>) -> Result<Report, LoadError> {
+    let epoch = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let totals = Totals::new();
+    let hist = Arc::new(Mutex::new(histogram()));
+    let mut readers = Vec::new();
+    for shard in &shards {
+        let it = iterator(&client, &o.stream, shard, "LATEST").await?;
+        let (client, stop, hist, totals) =
+            (client.clone(), stop.clone(), hist.clone(), totals.clone());
+        readers.push(tokio::spawn(async move {
+            let mut it = it;
+            let mut local = histogram();
+            while !stop.load(Ordering::Relaxed) {
+                let r = match client
+                    .call("GetRecords", &json!({"ShardIterator": it}))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => {
+                        totals.errors.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    }
+                };
+                let now = epoch.elapsed().as_micros() as u64;
+                for rec in r["Records"].as_array().into_iter().flatten() {
+                    if let Some(sent) = rec["Data"]
+                        .as_str()
+                        .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
+                        .and_then(|d| {
+                            d.get(..8)
+                                .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+                        })
+                    {
+                        local.saturating_record(now.saturating_sub(sent).max(1));
+                        totals.records.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                match r["NextShardIterator"].as_str() {
+                    Some(next) => it = next.to_string(),
+                    None => break,
+                }
+            }
+            hist.lock().unwrap().add(&local).unwrap();
+        }));
+    }
+    // The producer: one record per put, at a fixed rate.
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(o.duration_s);
+    let interval = Duration::from_secs_f64(1.0 / o.rate.max(1) as f64);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(o.seed);
+    let mut next_send = Instant::now();
+    let mut sent = 0u64;
+    while Instant::now() < deadline && o.records_max.is_none_or(|m| sent < m) {
+        let mut data = (epoch.elapsed().as_micros() as u64).to_le_bytes().to_vec();
+        data.resize(o.record_bytes.max(8), b'x');
+        let body = json!({"StreamName": o.stream, "PartitionKey": format!("pk-{}", rng.gen::<u32>()), "Data": base64::engine::general_purpose::STANDARD.encode(&data)});
+        if client.call("PutRecord", &body).await.is_err() {
+            totals.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        totals.requests.fetch_add(1, Ordering::Relaxed);
+        sent += 1;
+        next_send += interval;
+        let now = Instant::now();
+        if next_send > now {
+            tokio::time::sleep(next_send - now).await;
+        }
+    }
+    // Let the readers catch up with the last records.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        let _ = r.await;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let records = totals.records.load(Ordering::Relaxed);
+    let h = hist.lock().unwrap();
+    Ok(Report {
+        mode: o.mode,
+        stream: o.stream.clone(),
+        shards: shards.len(),
+        record_bytes: o.record_bytes.max(8),
+        batch: 1,
+        concurrency: 1,
+        elapsed_s: elapsed,
+        records,
+        bytes: records * o.record_bytes.max(8) as u64,
+        records_per_s: records as f64 / elapsed,
+        mb_per_s: (records * o.record_bytes.max(8) as u64) as f64 / elapsed / 1e6,
+        requests: totals.requests.load(Ordering::Relaxed),
+        errors: totals.errors.load(Ordering::Relaxed),
+        throttled_records: 0,
+        latency: latency(&h),
+    })
+}
+
+async fn read(client: Client, o: Options, shards: Vec<String>) -> Result<Report, LoadError> {
+    let totals = Totals::new();
+    let bytes = Arc::new(AtomicU64::new(0));
+    let hist = Arc::new(Mutex::new(histogram()));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(o.duration_s);
+    let mut tasks = Vec::new();
+    for shard in &shards {
+        let it = iterator(&client, &o.stream, shard, "TRIM_HORIZON").await?;
+        let (client, totals, bytes, hist, o) = (
+            client.clone(),
+            totals.clone(),
+            bytes.clone(),
+            hist.clone(),
+            o.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut it = it;
+            let mut local = histogram();
+            while Instant::now() < deadline
+                && o.records_max
+                    .is_none_or(|m| totals.records.load(Ordering::Relaxed) < m)
+            {
+                let sent = Instant::now();
+                let r = match client
+                    .call_raw(
+                        "GetRecords",
+                        serde_json::to_vec(&json!({"ShardIterator": it})).unwrap(),
+                    )
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => {
+                        totals.errors.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                };
+                local.saturating_record(sent.elapsed().as_micros() as u64);
+                totals.requests.fetch_add(1, Ordering::Relaxed);
+                let v: serde_json::Value = serde_json::from_slice(&r).unwrap_or_default();
+                let recs = v["Records"].as_array().map(|a| a.len()).unwrap_or(0);
+                if recs == 0 {
+                    break; // caught up: the shard is read
+                }
+                totals.records.fetch_add(recs as u64, Ordering::Relaxed);
+                let b: usize = v["Records"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["Data"].as_str().map_or(0, |d| d.len() / 4 * 3))
+                    .sum();
+                bytes.fetch_add(b as u64, Ordering::Relaxed);
+                match v["NextShardIterator"].as_str() {
+                    Some(n) => it = n.to_string(),
+                    None => break,
+                }
+            }
+            hist.lock().unwrap().add(&local).unwrap();
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let records = totals.records.load(Ordering::Relaxed);
+    let b = bytes.load(Ordering::Relaxed);
+    let h = hist.lock().unwrap();
+    Ok(Report {
+        mode: o.mode,
+        stream: o.stream.clone(),
+        shards: shards.len(),
+        record_bytes: if records > 0 {
+            (b / records) as usize
+        } else {
+            0
+        },
+        batch: 0,
+        concurrency: shards.len(),
+        elapsed_s: elapsed,
+        records,
+        bytes: b,
+        records_per_s: records as f64 / elapsed,
+        mb_per_s: b as f64 / elapsed / 1e6,
+        requests: totals.requests.load(Ordering::Relaxed),
+        errors: totals.errors.load(Ordering::Relaxed),
+        throttled_records: 0,
+        latency: latency(&h),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_count_is_read() {
+        assert_eq!(count_failed(br#"{"FailedRecordCount":0,"Records":[]}"#), 0);
+        assert_eq!(
+            count_failed(br#"{"FailedRecordCount":17,"Records":[]}"#),
+            17
+        );
+        assert_eq!(count_failed(b"{}"), 0);
+    }
+}

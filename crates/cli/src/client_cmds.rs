@@ -1,0 +1,292 @@
+//! The client commands: they talk to a server over the Kinesis API, like any AWS SDK would.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use base64::Engine;
+use serde_json::{json, Value};
+use sluice_client::{Client, SigningKey};
+
+use crate::{BenchArgs, BenchMode, Endpoint, PutArgs, StreamAction, TailArgs, TailFormat};
+
+fn client(e: &Endpoint) -> anyhow::Result<Client> {
+    Ok(Client::new(&e.endpoint, &e.region, SigningKey::from_env())?)
+}
+
+fn print_json(v: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).expect("JSON values serialize")
+    );
+}
+
+pub async fn stream(action: StreamAction, e: &Endpoint) -> anyhow::Result<()> {
+    let c = client(e)?;
+    match action {
+        StreamAction::Create {
+            name,
+            shards,
+            on_demand,
+        } => {
+            let mut body = json!({"StreamName": name, "ShardCount": shards});
+            if on_demand {
+                body =
+                    json!({"StreamName": name, "StreamModeDetails": {"StreamMode": "ON_DEMAND"}});
+            }
+            c.call("CreateStream", &body).await?;
+            for _ in 0..300 {
+                let d = c
+                    .call("DescribeStreamSummary", &json!({"StreamName": name}))
+                    .await?;
+                if d["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE" {
+                    println!("stream {name} is ACTIVE");
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            bail!("stream {name} was created but is not ACTIVE after 30 s");
+        }
+        StreamAction::List => {
+            let mut token: Option<String> = None;
+            loop {
+                let body = match &token {
+                    Some(t) => json!({"NextToken": t}),
+                    None => json!({}),
+                };
+                let r = c.call("ListStreams", &body).await?;
+                for s in r["StreamSummaries"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}\t{}",
+                        s["StreamName"].as_str().unwrap_or(""),
+                        s["StreamStatus"].as_str().unwrap_or("")
+                    );
+                }
+                match r["NextToken"].as_str() {
+                    Some(t) => token = Some(t.to_string()),
+                    None => return Ok(()),
+                }
+            }
+        }
+        StreamAction::Describe { name } => {
+            let summary = c
+                .call("DescribeStreamSummary", &json!({"StreamName": name}))
+                .await?;
+            let shards = c.call("ListShards", &json!({"StreamName": name})).await?;
+            let mut out = summary["StreamDescriptionSummary"].clone();
+            out["Shards"] = shards["Shards"].clone();
+            print_json(&out);
+            Ok(())
+        }
+        StreamAction::Delete { name } => {
+            c.call("DeleteStream", &json!({"StreamName": name})).await?;
+            println!("stream {name} deleted");
+            Ok(())
+        }
+    }
+}
+
+/// Sends one PutRecords batch, retrying the records the server throttled (bounded).
+async fn put_batch(c: &Client, stream: &str, mut records: Vec<Value>) -> anyhow::Result<()> {
+    const ATTEMPTS_MAX: u32 = 10;
+    for attempt in 0..ATTEMPTS_MAX {
+        let r = c
+            .call(
+                "PutRecords",
+                &json!({"StreamName": stream, "Records": records}),
+            )
+            .await?;
+        if r["FailedRecordCount"].as_u64().unwrap_or(0) == 0 {
+            return Ok(());
+        }
+        let results = r["Records"].as_array().cloned().unwrap_or_default();
+        records = records
+            .into_iter()
+            .zip(results)
+            .filter(|(_, res)| res.get("ErrorCode").is_some())
+            .map(|(rec, _)| rec)
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50u64 << attempt.min(6))).await;
+    }
+    bail!(
+        "{} records were still refused after {ATTEMPTS_MAX} attempts",
+        records.len()
+    )
+}
+
+pub async fn put(args: PutArgs) -> anyhow::Result<()> {
+    if args.batch == 0 || args.batch > 500 {
+        bail!("--batch must be between 1 and 500");
+    }
+    let c = client(&args.endpoint)?;
+    let (lines, total_bytes): (
+        Box<dyn Iterator<Item = std::io::Result<String>>>,
+        Option<u64>,
+    ) = if !args.records.is_empty() {
+        (Box::new(args.records.clone().into_iter().map(Ok)), None)
+    } else if let Some(path) = &args.file {
+        let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let len = f.metadata()?.len();
+        (Box::new(std::io::BufReader::new(f).lines()), Some(len))
+    } else {
+        (Box::new(std::io::stdin().lock().lines()), None)
+    };
+    let show = std::io::stderr().is_terminal();
+    let bar = match (show, total_bytes) {
+        (true, Some(len)) => indicatif::ProgressBar::new(len).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template"),
+        ),
+        (true, None) => indicatif::ProgressBar::new_spinner(),
+        (false, _) => indicatif::ProgressBar::hidden(),
+    };
+    let mut batch = Vec::with_capacity(args.batch);
+    let mut count: u64 = 0;
+    for line in lines {
+        let line = line?;
+        bar.inc(line.len() as u64 + 1);
+        let key = args
+            .partition_key
+            .clone()
+            .unwrap_or_else(|| format!("{count}"));
+        batch.push(json!({"Data": base64::engine::general_purpose::STANDARD.encode(line.as_bytes()), "PartitionKey": key}));
+        count += 1;
+        if batch.len() == args.batch {
+            put_batch(&c, &args.stream, std::mem::take(&mut batch)).await?;
+            bar.set_message(format!("{count} records"));
+        }
+    }
+    if !batch.is_empty() {
+        put_batch(&c, &args.stream, batch).await?;
+    }
+    bar.finish_and_clear();
+    eprintln!("put {count} records into {}", args.stream);
+    Ok(())
+}
+
+/// `trim-horizon`, `latest`, RFC 3339 or epoch seconds → the GetShardIterator members.
+fn start_position(from: &str) -> anyhow::Result<Value> {
+    Ok(match from {
+        "trim-horizon" | "TRIM_HORIZON" => json!({"ShardIteratorType": "TRIM_HORIZON"}),
+        "latest" | "LATEST" => json!({"ShardIteratorType": "LATEST"}),
+        t => {
+            let secs = match t.parse::<f64>() {
+                Ok(s) => s,
+                Err(_) => humantime::parse_rfc3339_weak(t)
+                    .with_context(|| {
+                        format!(
+                            "--from {t}: expected trim-horizon, latest, RFC 3339 or epoch seconds"
+                        )
+                    })?
+                    .duration_since(std::time::UNIX_EPOCH)?
+                    .as_secs_f64(),
+            };
+            json!({"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": secs})
+        }
+    })
+}
+
+pub async fn tail(args: TailArgs) -> anyhow::Result<()> {
+    let c = client(&args.endpoint)?;
+    let start = start_position(&args.from)?;
+    let shards = c
+        .call("ListShards", &json!({"StreamName": args.stream}))
+        .await?;
+    let mut cursors: Vec<(String, Option<String>)> = Vec::new();
+    for s in shards["Shards"].as_array().into_iter().flatten() {
+        let id = s["ShardId"].as_str().unwrap_or_default().to_string();
+        let mut req = start.clone();
+        req["StreamName"] = json!(args.stream);
+        req["ShardId"] = json!(id);
+        let it = c.call("GetShardIterator", &req).await?;
+        cursors.push((id, it["ShardIterator"].as_str().map(str::to_string)));
+    }
+    let stdout = std::io::stdout();
+    loop {
+        let mut got_any = false;
+        let mut all_caught_up = true;
+        for (shard, it) in cursors.iter_mut() {
+            let Some(current) = it.clone() else { continue };
+            let r = match c
+                .call("GetRecords", &json!({"ShardIterator": current}))
+                .await
+            {
+                Ok(r) => r,
+                Err(e) if e.aws_type() == Some("ExpiredIteratorException") => {
+                    bail!("shard iterator for {shard} expired")
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let mut out = stdout.lock();
+            for rec in r["Records"].as_array().into_iter().flatten() {
+                got_any = true;
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(rec["Data"].as_str().unwrap_or_default())
+                    .unwrap_or_default();
+                match args.format {
+                    TailFormat::Data => {
+                        out.write_all(&data)?;
+                        out.write_all(b"\n")?;
+                    }
+                    TailFormat::Json => {
+                        let line = json!({
+                            "shard_id": shard,
+                            "sequence_number": rec["SequenceNumber"],
+                            "partition_key": rec["PartitionKey"],
+                            "arrival": rec["ApproximateArrivalTimestamp"],
+                            "data": String::from_utf8_lossy(&data),
+                        });
+                        writeln!(out, "{line}")?;
+                    }
+                }
+            }
+            out.flush()?;
+            if r["MillisBehindLatest"].as_i64().unwrap_or(0) > 0 {
+                all_caught_up = false;
+            }
+            *it = r["NextShardIterator"].as_str().map(str::to_string);
+        }
+        if args.no_follow && all_caught_up && !got_any {
+            return Ok(());
+        }
+        if cursors.iter().all(|(_, it)| it.is_none()) {
+            return Ok(());
+        }
+        if !got_any {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    if args.duration > 600.0 {
+        bail!("--duration is at most 600 seconds");
+    }
+    let c = client(&args.endpoint)?;
+    let options = sluice_loadgen::Options {
+        mode: match args.mode {
+            BenchMode::Put => sluice_loadgen::Mode::Put,
+            BenchMode::E2e => sluice_loadgen::Mode::E2e,
+            BenchMode::Read => sluice_loadgen::Mode::Read,
+        },
+        stream: args.stream,
+        shards: args.shards,
+        record_bytes: args.record_bytes,
+        batch: args.batch,
+        concurrency: args.concurrency,
+        duration_s: args.duration,
+        records_max: args.records_max,
+        rate: args.rate,
+        seed: 42,
+    };
+    let report = sluice_loadgen::run(c, options).await?;
+    let text = serde_json::to_string_pretty(&report)?;
+    println!("{text}");
+    if let Some(path) = args.output {
+        std::fs::write(&path, format!("{text}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,221 @@
+//! The server configuration: one TOML file (see `sluice.example.toml`), then `SLUICE_*`
+//! environment variables, then command-line flags, each overriding the one before.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the API listens on.
+    pub listen: SocketAddr,
+    /// Where streams, shards and the catalog live.
+    pub data_dir: PathBuf,
+    /// The account id in ARNs and messages.
+    pub account_id: String,
+    /// The region in ARNs.
+    pub region: String,
+    pub storage: StorageConfig,
+    pub streams: StreamsSection,
+    /// With any key listed, every request must carry a valid SigV4 signature by one of them.
+    pub access_keys: Vec<AccessKey>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `group_commit` (default: acknowledge after fdatasync) or `interval` (acknowledge after
+    /// write; fdatasync at most `sync_interval_ms` later).
+    pub sync: String,
+    pub sync_interval_ms: u64,
+    pub segment_bytes_max: u64,
+    pub segment_age_ms_max: i64,
+    pub index_interval_bytes: u64,
+    pub append_queue_depth_max: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamsSection {
+    pub shard_limit: u32,
+    pub on_demand_stream_limit: u32,
+    pub create_delay_ms: i64,
+    pub delete_delay_ms: i64,
+    /// How often retention and state transitions run.
+    pub maintenance_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessKey {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:4567".parse().unwrap(),
+            data_dir: PathBuf::from("sluice-data"),
+            account_id: "000000000000".into(),
+            region: "us-east-1".into(),
+            storage: StorageConfig::default(),
+            streams: StreamsSection::default(),
+            access_keys: Vec::new(),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        let log = sluice_streams::LogConfig::default();
+        StorageConfig {
+            sync: "group_commit".into(),
+            sync_interval_ms: 100,
+            segment_bytes_max: log.segment_bytes_max,
+            segment_age_ms_max: log.segment_age_ms_max,
+            index_interval_bytes: log.index_interval_bytes,
+            append_queue_depth_max: log.append_queue_depth_max,
+        }
+    }
+}
+
+impl Default for StreamsSection {
+    fn default() -> Self {
+        StreamsSection {
+            shard_limit: 500,
+            on_demand_stream_limit: 50,
+            create_delay_ms: 0,
+            delete_delay_ms: 0,
+            maintenance_interval_ms: 1000,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let mut config = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|k| std::env::var(k).ok())?;
+        Ok(config)
+    }
+
+    /// `SLUICE_LISTEN`, `SLUICE_DATA_DIR`, `SLUICE_ACCOUNT_ID`, `SLUICE_REGION`, `SLUICE_SYNC`,
+    /// `SLUICE_SHARD_LIMIT`, `SLUICE_ACCESS_KEY_ID` + `SLUICE_SECRET_ACCESS_KEY`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        if let Some(v) = get("SLUICE_LISTEN") {
+            self.listen = v.parse().with_context(|| format!("SLUICE_LISTEN={v}"))?;
+        }
+        if let Some(v) = get("SLUICE_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = get("SLUICE_ACCOUNT_ID") {
+            self.account_id = v;
+        }
+        if let Some(v) = get("SLUICE_REGION") {
+            self.region = v;
+        }
+        if let Some(v) = get("SLUICE_SYNC") {
+            self.storage.sync = v;
+        }
+        if let Some(v) = get("SLUICE_SHARD_LIMIT") {
+            self.streams.shard_limit = v
+                .parse()
+                .with_context(|| format!("SLUICE_SHARD_LIMIT={v}"))?;
+        }
+        if let (Some(id), Some(secret)) =
+            (get("SLUICE_ACCESS_KEY_ID"), get("SLUICE_SECRET_ACCESS_KEY"))
+        {
+            self.access_keys.push(AccessKey {
+                access_key_id: id,
+                secret_access_key: secret,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("account_id must be 12 digits, got {:?}", self.account_id);
+        }
+        self.sync_policy()?;
+        if self.storage.segment_bytes_max < 4096 {
+            bail!("storage.segment_bytes_max must be at least 4096");
+        }
+        Ok(())
+    }
+
+    pub fn sync_policy(&self) -> anyhow::Result<sluice_streams::SyncPolicy> {
+        Ok(match self.storage.sync.as_str() {
+            "group_commit" => sluice_streams::SyncPolicy::GroupCommit,
+            "interval" => sluice_streams::SyncPolicy::Interval {
+                interval_ms: self.storage.sync_interval_ms,
+            },
+            other => bail!("storage.sync must be \"group_commit\" or \"interval\", got {other:?}"),
+        })
+    }
+
+    pub fn streams_config(&self) -> anyhow::Result<sluice_streams::StreamsConfig> {
+        let mut c = sluice_streams::StreamsConfig::new(&self.data_dir);
+        c.log.sync = self.sync_policy()?;
+        c.log.segment_bytes_max = self.storage.segment_bytes_max;
+        c.log.segment_age_ms_max = self.storage.segment_age_ms_max;
+        c.log.index_interval_bytes = self.storage.index_interval_bytes;
+        c.log.append_queue_depth_max = self.storage.append_queue_depth_max;
+        c.shard_limit = self.streams.shard_limit;
+        c.on_demand_stream_limit = self.streams.on_demand_stream_limit;
+        c.create_delay_ms = self.streams.create_delay_ms;
+        c.delete_delay_ms = self.streams.delete_delay_ms;
+        c.account_id = self.account_id.clone();
+        c.region = self.region.clone();
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sluice.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let c: Config = toml::from_str(&text).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.listen.port(), 4567);
+        assert_eq!(c.storage.sync, "group_commit");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        assert!(toml::from_str::<Config>("listen = \"127.0.0.1:1\"\nlisten_port = 5\n").is_err());
+        assert!(toml::from_str::<Config>("[storage]\nsinc = \"interval\"\n").is_err());
+    }
+
+    #[test]
+    fn env_overrides() {
+        let mut c = Config::default();
+        c.apply_env(|k| match k {
+            "SLUICE_LISTEN" => Some("127.0.0.1:9999".into()),
+            "SLUICE_SYNC" => Some("interval".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(
+            c.sync_policy().unwrap(),
+            sluice_streams::SyncPolicy::Interval { interval_ms: 100 }
+        );
+        c.storage.sync = "sometimes".into();
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,83 @@
+//! `sluice serve`: open the stream registry, serve the Kinesis API, run maintenance.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sluice_kinesis::{Credentials, Service};
+use sluice_streams::{Streams, SystemClock};
+
+use crate::config::Config;
+use crate::ServeArgs;
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(d) = args.data_dir {
+        config.data_dir = d;
+    }
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    if let Some(s) = args.sync {
+        config.storage.sync = s;
+    }
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let data_dir = config.data_dir.canonicalize()?;
+    let streams_config = config.streams_config()?;
+    let streams =
+        tokio::task::spawn_blocking(move || Streams::open(streams_config, Arc::new(SystemClock)))
+            .await?
+            .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
+    let streams = Arc::new(streams);
+    let credentials = Credentials::new(
+        config
+            .access_keys
+            .iter()
+            .map(|k| (k.access_key_id.clone(), k.secret_access_key.clone())),
+    );
+    let auth = if credentials.is_enabled() {
+        "SigV4 required"
+    } else {
+        "any credentials accepted"
+    };
+    let service = Arc::new(Service::new(streams.clone(), credentials));
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    println!("sluice listening on http://{addr}");
+    println!("sluice data directory: {}", data_dir.display());
+    tracing::info!(%addr, data_dir = %data_dir.display(), sync = %config.storage.sync, auth, "sluice started");
+
+    let maintenance = {
+        let streams = streams.clone();
+        let every = Duration::from_millis(config.streams.maintenance_interval_ms.max(10));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let s = streams.clone();
+                let _ = tokio::task::spawn_blocking(move || s.tick()).await;
+            }
+        })
+    };
+
+    sluice_kinesis::serve(listener, service, shutdown()).await?;
+    maintenance.abort();
+    tracing::info!("shutting down: finishing queued writes");
+    tokio::task::spawn_blocking(move || streams.close()).await?;
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("signal handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

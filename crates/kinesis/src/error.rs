@@ -1,0 +1,168 @@
+//! AWS errors: the type, HTTP status and message a client sees, and the one exhaustive mapping
+//! from the stream model's errors to them.
+
+use http::StatusCode;
+use sluice_streams::StreamsError;
+
+/// An error as Kinesis reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub type_name: &'static str,
+    pub status: StatusCode,
+    pub message: Option<String>,
+    /// SerializationException from type coercion spells the member `Message`.
+    pub capital_message: bool,
+}
+
+impl ApiError {
+    fn new(type_name: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            type_name,
+            status: StatusCode::BAD_REQUEST,
+            message: Some(message.into()),
+            capital_message: false,
+        }
+    }
+
+    pub fn serialization(message: impl Into<String>) -> ApiError {
+        ApiError {
+            capital_message: true,
+            ..ApiError::new("SerializationException", message)
+        }
+    }
+
+    /// A body that does not parse: no message, as AWS sends it.
+    pub fn serialization_bare() -> ApiError {
+        ApiError {
+            message: None,
+            ..ApiError::new("SerializationException", "")
+        }
+    }
+
+    pub fn unknown_operation() -> ApiError {
+        ApiError {
+            message: None,
+            ..ApiError::new("UnknownOperationException", "")
+        }
+    }
+
+    pub fn validation(message: impl Into<String>) -> ApiError {
+        ApiError::new("ValidationException", message)
+    }
+
+    pub fn invalid_argument(message: impl Into<String>) -> ApiError {
+        ApiError::new("InvalidArgumentException", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new("ResourceNotFoundException", message)
+    }
+
+    pub fn in_use(message: impl Into<String>) -> ApiError {
+        ApiError::new("ResourceInUseException", message)
+    }
+
+    pub fn limit_exceeded(message: impl Into<String>) -> ApiError {
+        ApiError::new("LimitExceededException", message)
+    }
+
+    pub fn expired_iterator(message: impl Into<String>) -> ApiError {
+        ApiError::new("ExpiredIteratorException", message)
+    }
+
+    pub fn expired_next_token(message: impl Into<String>) -> ApiError {
+        ApiError::new("ExpiredNextTokenException", message)
+    }
+
+    pub fn throughput_exceeded(message: impl Into<String>) -> ApiError {
+        ApiError::new("ProvisionedThroughputExceededException", message)
+    }
+
+    pub fn internal() -> ApiError {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            ..ApiError::new("InternalFailure", "Internal Service Failure")
+        }
+    }
+
+    pub fn auth(
+        type_name: &'static str,
+        status: StatusCode,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            ..ApiError::new(type_name, message)
+        }
+    }
+
+    pub fn not_implemented(operation: &str) -> ApiError {
+        ApiError::new(
+            "InvalidArgumentException",
+            format!("sluice does not support the {operation} operation yet. See docs/specs/kinesis-compat.md."),
+        )
+    }
+}
+
+/// Naming context for messages: the account the server presents.
+pub struct Ctx<'a> {
+    pub account: &'a str,
+}
+
+impl Ctx<'_> {
+    pub fn stream_not_found(&self, stream: &str) -> ApiError {
+        ApiError::not_found(format!(
+            "Stream {stream} under account {} not found.",
+            self.account
+        ))
+    }
+
+    pub fn shard_not_found(&self, stream: &str, shard_id: &str) -> ApiError {
+        ApiError::not_found(format!(
+            "Shard {shard_id} in stream {stream} under account {} does not exist",
+            self.account
+        ))
+    }
+
+    /// The one mapping from stream-model errors to what clients see. No wildcard arm: a new
+    /// error variant must be given its AWS form here.
+    pub fn map(&self, e: StreamsError) -> ApiError {
+        let account = self.account;
+        match e {
+            StreamsError::StreamNotFound { name } => self.stream_not_found(&name),
+            StreamsError::StreamExists { name } => ApiError::in_use(format!("Stream {name} under account {account} already exists.")),
+            StreamsError::StreamNotActive { name, status } => {
+                ApiError::in_use(format!("Stream {name} under account {account} not ACTIVE, instead in state {}", status.as_aws()))
+            }
+            StreamsError::ShardNotFound { stream, shard_id } => self.shard_not_found(&stream, &shard_id),
+            StreamsError::ShardLimitExceeded { requested, open, limit } => ApiError::limit_exceeded(format!(
+                "This request would exceed the shard limit for the account {account} in {region}. Current shard count for the account: {open}. Limit: {limit}. Number of additional shards that would have resulted from this request: {requested}. Refer to the AWS Service Limits page (http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current limits and how to request higher limits.",
+                region = "this region"
+            )),
+            StreamsError::OnDemandLimitExceeded { limit } => ApiError::limit_exceeded(format!(
+                "This request would exceed the limit of {limit} on-demand streams for the account {account}."
+            )),
+            StreamsError::RetentionWrongDirection { stream, requested_hours, current_hours, direction } => {
+                let other = if direction == "shorter" { "DecreaseRetentionPeriod" } else { "IncreaseRetentionPeriod" };
+                ApiError::invalid_argument(format!(
+                    "Requested retention period ({requested_hours} hours) for stream {stream} can not be {direction} than existing retention period ({current_hours} hours). Use {other} API."
+                ))
+            }
+            StreamsError::SequenceNotInShard { stream, shard_id, sequence_number } => ApiError::invalid_argument(format!(
+                "StartingSequenceNumber {sequence_number} used in GetShardIterator on shard {shard_id} in stream {stream} under account {account} is invalid because it did not come from this stream."
+            )),
+            StreamsError::TooManyTags { stream, limit, .. } => ApiError::invalid_argument(format!(
+                "Failed to add tags to stream {stream} under account {account} because a given stream cannot have more than {limit} tags associated with it."
+            )),
+            StreamsError::Busy => ApiError::throughput_exceeded("Rate exceeded for shard: the server's write queue for it is full."),
+            StreamsError::Log(e) => {
+                tracing::error!(error = %e, "storage error");
+                ApiError::internal()
+            }
+            StreamsError::Catalog(e) => {
+                tracing::error!(error = %e, "catalog error");
+                ApiError::internal()
+            }
+        }
+    }
+}

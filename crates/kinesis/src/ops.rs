@@ -1,0 +1,1201 @@
+//! The Kinesis operations: member checks in AWS's order, then the call into `sluice-streams`,
+//! then the response shape.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sluice_streams::{
+    Record, SequenceNumber, ShardId, ShardStart, ShardView, StreamMode, StreamName, StreamSpec,
+    StreamStatus, StreamView, Streams, StreamsError,
+};
+use tokio::sync::oneshot;
+
+use crate::auth::Credentials;
+use crate::error::{ApiError, Ctx};
+use crate::iterator::{java_date, PageToken, ShardIterator};
+use crate::limits::*;
+use crate::validate::{self, show_blob, Validator};
+use crate::value::{Input, Out};
+
+/// Every operation of the Kinesis API model; those sluice does not have answer with
+/// [`ApiError::not_implemented`], anything else with UnknownOperationException.
+pub const OPERATIONS: &[&str] = &[
+    "AddTagsToStream",
+    "CreateStream",
+    "DecreaseStreamRetentionPeriod",
+    "DeleteResourcePolicy",
+    "DeleteStream",
+    "DeregisterStreamConsumer",
+    "DescribeAccountSettings",
+    "DescribeLimits",
+    "DescribeStream",
+    "DescribeStreamConsumer",
+    "DescribeStreamSummary",
+    "DisableEnhancedMonitoring",
+    "EnableEnhancedMonitoring",
+    "GetRecords",
+    "GetResourcePolicy",
+    "GetShardIterator",
+    "IncreaseStreamRetentionPeriod",
+    "ListShards",
+    "ListStreamConsumers",
+    "ListStreams",
+    "ListTagsForResource",
+    "ListTagsForStream",
+    "MergeShards",
+    "PutRecord",
+    "PutRecords",
+    "PutResourcePolicy",
+    "RegisterStreamConsumer",
+    "RemoveTagsFromStream",
+    "SplitShard",
+    "StartStreamEncryption",
+    "StopStreamEncryption",
+    "SubscribeToShard",
+    "TagResource",
+    "UntagResource",
+    "UpdateAccountSettings",
+    "UpdateMaxRecordSize",
+    "UpdateShardCount",
+    "UpdateStreamMode",
+    "UpdateStreamWarmThroughput",
+];
+
+/// What an operation answers: nothing (an empty 200) or a structure.
+#[derive(Debug)]
+pub enum Reply {
+    Empty,
+    Body(Out),
+}
+
+/// The Kinesis service over one stream registry.
+pub struct Service {
+    pub streams: Arc<Streams>,
+    pub credentials: Credentials,
+}
+
+impl Service {
+    pub fn new(streams: Arc<Streams>, credentials: Credentials) -> Service {
+        Service {
+            streams,
+            credentials,
+        }
+    }
+
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            account: &self.streams.config().account_id,
+        }
+    }
+
+    fn arn(&self, name: &str) -> String {
+        let c = self.streams.config();
+        format!(
+            "arn:aws:kinesis:{}:{}:stream/{name}",
+            c.region, c.account_id
+        )
+    }
+
+    pub async fn call(&self, op: &str, input: Input<'_>) -> Result<Reply, ApiError> {
+        match op {
+            "CreateStream" => self.create_stream(input),
+            "DeleteStream" => self.delete_stream(input),
+            "DescribeStream" => self.describe_stream(input),
+            "DescribeStreamSummary" => self.describe_stream_summary(input),
+            "ListStreams" => self.list_streams(input),
+            "ListShards" => self.list_shards(input),
+            "PutRecord" => self.put_record(input).await,
+            "PutRecords" => self.put_records(input).await,
+            "GetShardIterator" => self.get_shard_iterator(input),
+            "GetRecords" => self.get_records(input).await,
+            "IncreaseStreamRetentionPeriod" => self.retention(input, true),
+            "DecreaseStreamRetentionPeriod" => self.retention(input, false),
+            "AddTagsToStream" => self.add_tags(input),
+            "RemoveTagsFromStream" => self.remove_tags(input),
+            "ListTagsForStream" => self.list_tags(input),
+            "DescribeLimits" => Ok(self.describe_limits()),
+            other if OPERATIONS.contains(&other) => Err(ApiError::not_implemented(other)),
+            _ => Err(ApiError::unknown_operation()),
+        }
+    }
+
+    /// Reads `StreamName`/`StreamARN` (checked in the `streamName` position of the order).
+    fn stream_member(
+        &self,
+        v: &mut Validator,
+        input: Input<'_>,
+        required: bool,
+    ) -> Result<Option<String>, ApiError> {
+        let name = input.str("StreamName")?;
+        let arn = input.str("StreamARN")?;
+        if required && name.is_none() && arn.is_none() {
+            v.required(None::<&str>, "streamName");
+        }
+        v.pattern(
+            name,
+            "streamName",
+            "[a-zA-Z0-9_.-]+",
+            validate::is_stream_name,
+        );
+        v.str_len(name, "streamName", 1, STREAM_NAME_CHARS_MAX);
+        v.pattern(
+            arn,
+            "streamARN",
+            "arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+",
+            validate::is_stream_arn,
+        );
+        v.str_len(arn, "streamARN", 1, STREAM_ARN_CHARS_MAX);
+        Ok(match (name, arn.and_then(validate::parse_stream_arn)) {
+            (Some(n), Some((_, from_arn))) if n != from_arn => {
+                return Err(ApiError::invalid_argument(format!(
+                    "StreamARN {} and StreamName {n} do not refer to the same stream.",
+                    arn.unwrap()
+                )))
+            }
+            (_, Some((account, from_arn))) if account != self.streams.config().account_id => {
+                // Another account's stream cannot exist here.
+                return Err(ApiError::not_found(format!(
+                    "Stream {from_arn} under account {account} not found."
+                )));
+            }
+            (Some(n), _) => Some(n.to_string()),
+            (None, Some((_, from_arn))) => Some(from_arn.to_string()),
+            (None, None) => None,
+        })
+    }
+
+    fn require_stream(&self, input: Input<'_>, v: &mut Validator) -> Result<String, ApiError> {
+        let s = self.stream_member(v, input, true)?;
+        Ok(s.unwrap_or_default())
+    }
+
+    fn create_stream(&self, input: Input<'_>) -> Result<Reply, ApiError> {
+        let mut v = Validator::new();
+        let shard_count = input.int("ShardCount")?;
+        let mode = match input.structure("StreamModeDetails")? {
+            Some(d) => Some(d.str("StreamMode")?),
+            None => None,
+        };
+        let tags = input.string_map("Tags")?;
+        let max_kib = input.int("MaxRecordSizeInKiB")?;
+        v.range(shard_count, "shardCount", Some(1), None);
+        let name = input.str("StreamName")?;
+        v.required(name, "streamName");
+        v.pattern(
+            name,
+            "streamName",
+            "[a-zA-Z0-9_.-]+",
+            validate::is_stream_name,
+        );
+        v.str_len(name, "streamName", 1, STREAM_NAME_CHARS_MAX);
+        if let Some(m) = mode {
+            v.required(m, "streamModeDetails.streamMode");
+            v.one_of(
+                m,
+                "streamModeDetails.streamMode",
+                &["PROVISIONED", "ON_DEMAND"],
+            );
+        }
+        let on_demand = mode == Some(Some("ON_DEMAND"));
+        if !on_demand && shard_count.is_none() {
+            v.required(None::<&str>, "shardCount");
+        }
+        if let Some(t) = &tags {
+            check_tags(&mut v, t, "tags");
+        }
+        v.range(
+            max_kib,
+            "maxRecordSizeInKiB",
+            Some(MAX_RECORD_SIZE_KIB_MIN),
+            Some(MAX_RECORD_SIZE_KIB_MAX),
+        );
+        v.finish()?;
+        let name = StreamName::new(name.unwrap()).expect("validated above");
+        let spec = StreamSpec {
+            // An on-demand stream starts with four shards, as on AWS.
+            shard_count: shard_count.unwrap_or(4) as u32,
+            mode: if on_demand {
+                StreamMode::OnDemand
+            } else {
+                StreamMode::Provisioned
+            },
+            max_record_size_kib: max_kib
+                .map(|k| k as u32)
+                .unwrap_or(MAX_RECORD_SIZE_KIB_DEFAULT),
+            tags: tags.unwrap_or_default().into_iter().collect(),
+        };
+        if let Err(msg) =
+            tag_characters(spec.tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))
+        {
+            return Err(ApiError::invalid_argument(msg));
+        }
+        self.streams
+            .create_stream(&name, spec)
+            .map_err(|e| self.ctx().map(e))?;
+        Ok(Reply::Empty)
+    }
+
+    fn delete_stream(&self, input: Input<'_>) -> Result<Reply, ApiError> {
+        let mut v = Validator::new();
+        input.bool("EnforceConsumerDeletion")?;
+        let name = self.require_stream(input, &mut v)?;
+        v.finish()?;
+        self.streams
+            .delete_stream(&name)
+            .map_err(|e| self.ctx().map(e))?;
+        Ok(Reply::Empty)
+    }
+
+    fn shard_out(&self, s: &ShardView) -> Out {
+        let range = Out::map()
+            .str("StartingHashKey", s.meta.hash_start.clone())
+            .str("EndingHashKey", s.meta.hash_end.clone())
+            .done();
+        let seq = Out::map()
+            .str(
+                "StartingSequenceNumber",
+                s.starting_sequence_number.to_string(),
+            )
+            .opt(
+                "EndingSequenceNumber",
+                s.ending_sequence_number.map(|e| Out::Str(e.to_string())),
+            )
+            .done();
+        Out::map()
+            .str("ShardId", s.shard_id().to_string())
+            .opt(
+                "ParentShardId",
+                s.meta.parent.map(|p| Out::Str(ShardId(p).to_string())),
+            )
+            .opt(
+                "AdjacentParentShardId",
+                s.meta
+                    .adjacent_parent
+                    .map(|p| Out::Str(ShardId(p).to_string())),
+            )
+            .set("HashKeyRange", range)
+            .set("SequenceNumberRange", seq)
+            .done()
+    }
+
+    fn mode_out(mode: StreamMode) -> Out {
+        Out::map()
+            .str(
+                "StreamMode",
+                if mode == StreamMode::OnDemand {
+                    "ON_DEMAND"
+                } else {
+                    "PROVISIONED"
+                },
+            )
+            .done()
+    }
+
+    fn enhanced_monitoring() -> Out {
+        Out::Array(vec![Out::map()
+            .set("ShardLevelMetrics", Out::Array(vec![]))
+            .done()])
+    }
+
+    fn describe_stream(&self, input: Input<'_>) -> Result<Reply, ApiError> {
+        let mut v = Validator::new();
+        let limit = input.int("Limit")?;
+        let start = input.str("ExclusiveStartShardId")?;
+        v.range(limit, "limit", Some(1), Some(DESCRIBE_STREAM_LIMIT_MAX));
+        v.pattern(
+            start,
+            "exclusiveStartShardId",
+            "[a-zA-Z0-9_.-]+",
+            validate::is_stream_name,
+        );
+        v.str_len(start, "exclusiveStartShardId", 1, SHARD_ID_CHARS_MAX);
+        let name = self.require_stream(input, &mut v)?;
+        v.finish()?;
+        let view = self
+            .streams
+            .describe(&name)
+            .map_err(|e| self.ctx().map(e))?;
+        let page = (limit.unwrap_or(100) as usize).min(DESCRIBE_STREAM_PAGE_MAX);
+        let visible: Vec<&ShardView> = if view.meta.status == StreamStatus::Creating {
+            Vec::new()
+        } else {
+            view.shards
+                .iter()
+                .filter(|s| start.is_none_or(|st| s.shard_id().to_string().as_str() > st))
+                .collect()
+        };
+        let has_more = visible.len() > page;
+        let shards = visible
+            .iter()
+            .take(page)
+            .map(|s| self.shard_out(s))
+            .collect();
+        let d = Out::map()
+            .str("StreamName", view.meta.name.clone())
+            .str("StreamARN", self.arn(&view.meta.name))
+            .str("StreamStatus", view.meta.status.as_aws())
+            .set("StreamModeDetails", Self::mode_out(view.meta.mode))
+            .set("Shards", Out::Array(shards))
+            .bool("HasMoreShards", has_more)
+            .int("RetentionPeriodHours", view.meta.retention_hours as i64)
+            .set(
+                "StreamCreationTimestamp",
+                Out::Timestamp(view.meta.created_ms),
+            )
+            .set("EnhancedMonitoring", Self::enhanced_monitoring())
+            .str("EncryptionType", "NONE")
+            .done();
+        Ok(Reply::Body(Out::map().set("StreamDescription", d).done()))
+    }
+
+    fn describe_stream_summary(&self, input: Input<'_>) -> Result<Reply, ApiError> {
+        let mut v = Validator::new();
+        let name = self.require_stream(input, &mut v)?;
+        v.finish()?;
+        let view = self
+            .streams
+            .describe(&name)
+            .map_err(|e| self.ctx().map(e))?;
+        let open = if view.meta.status == StreamStatus::Creating {
+            0
+        } else {
+            view.meta.open_shard_count()
+        };
+        let d = Out::map()
+            .str("StreamName", view.meta.name.clone())
+            .str("StreamARN", self.arn(&view.meta.name))
+            .str("StreamStatus", view.meta.status.as_aws())
+            .set("StreamModeDetails", Self::mode_out(view.meta.mode))
+            .int("RetentionPeriodHours", view.meta.retention_hours as i64)
+            .set(
+                "StreamCreationTimestamp",
+                Out::Timestamp(view.meta.created_ms),
+            )
+            .set("EnhancedMonitoring", Self::enhanced_monitoring())
+            .str("EncryptionType", "NONE")
+            .int("OpenShardCount", open as i64)
+            .int("ConsumerCount", 0)
+            .int("MaxRecordSizeInKiB", view.meta.max_record_size_kib as i64)
+            .done();
+        Ok(Reply::Body(
+            Out::map().set("StreamDescriptionSummary", d).done(),
+        ))
+    }
+
+    fn page_token(&self, token: &str, scope: &str) -> Result<PageToken, ApiError> {
+        let t = PageToken::decode(token)
+            .filter(|t| t.scope == scope)
+            .ok_or_else(|| ApiError::invalid_argument(format!("Invalid NextToken: {token}")))?;
+        let now = self.streams.now_ms();
+        if now - t.issued_ms > NEXT_TOKEN_TTL_MS {
+            return Err(ApiError::expired_next_token(format!(
+                "The NextToken has expired: it was issued at {} and is valid for 300 seconds.",
+                java_date(t.issued_ms)
+            )));
+        }
+        Ok(t)
+    }
+
+    fn list_streams(&self, input: Input<'_>) -> Result<Reply, ApiError> {
+        let mut v = Validator::new();
+        let limit = input.int("Limit")?;
+        let start = input.str("ExclusiveStartStreamName")?;
+        let token = input.str("NextToken")?;
+        v.range(limit, "limit", Some(1), Some(LIST_STREAMS_LIMIT_MAX));
+        v.pattern(
+            start,
+            "exclusiveStartStreamName",
+            "[a-zA-Z0-9_.-]+",
+            validate::is_stream_name,
+        );
+        v.str_len(start, "exclusiveStartStreamName", 1, STREAM_NAME_CHARS_MAX);
+        v.str_len(token, "nextToken", 1, 1_048_576);
+        v.finish()?;
+        let after = match token {
+            Some(t) => Some(self.page_token(t, "ListStreams")?.after),
+            None => start.map(str::to_string),
+        };
+        let page = (limit.unwrap_or(100) as usize).min(LIST_STREAMS_PAGE_MAX);
+        let names: Vec<String> = self
+            .streams
+            .names()
+            .into_iter()
+            .filter(|n| after.as_ref().is_none_or(|a| n > a))
+            .collect();
+        let has_more = names.len() > page;
+        let names: Vec<String> = names.into_iter().take(page).collect();
+        let mut summaries = Vec::with_capacity(names.len());
+        for n in &names {
+            // A stream deleted between the two calls is left out.
+            if let Ok(view) = self.streams.describe(n) {
+                summaries.push(
+                    Out::map()
+                        .str("StreamName", n.clone())
+                        .str("StreamARN", self.arn(n))
+                        .str("StreamStatus", view.meta.status.as_aws())
+                        .set("StreamModeDetails", Self::mode_out(view.meta.mode))
+                        .set(
+                            "StreamCreationTimestamp",
+                            Out::Timestamp(view.meta.created_ms),
+                        )
+                        .done(),
+                );
+            }
+        }
+        let next = has_more.then(|| {
+            Out::Str(
+                PageToken {
+                    scope: "ListStreams".into(),
+                    after: names.last().cloned().unwrap_or_default(),
+                    issued_ms: self.streams.now_ms(),
+                }
+                .encode(),
+            )
+        });
+        Ok(Reply::Body(
+            Out::map()
+                .set(
+                    "StreamNames",
+                    Out::Array(names.into_iter().map(Out::Str).collect()),
+                )
+                .bool("HasMoreStreams", has_more)
+                .opt("NextToken", next)
+                .set("StreamSummaries", Out::Array(summaries))
+                .done(),
+        ))
+    }
+
+    fn list_shards(&self, input: Input<'_>) -> Result<Reply, ApiError> {
+        let mut v = Validator::new();
+        let max = input.int("MaxResults")?;
+        let start = input.str("ExclusiveStartShardId")?;
+        let token = input.str("NextToken")?;
+        let created = input.timestamp_ms("StreamCreationTimestamp")?;
+        let filter = input.structure("ShardFilter")?;
+        let (filter_type, filter_shard, filter_ts) = match filter {
+            Some(f) => (
+                f.str("Type")?,
+                f.str("ShardId")?,
+                f.timestamp_ms("Timestamp")?,
+            ),
+            None => (None, None, None),
+        };
+        v.range(
+            max,
+            "maxResults",
+            Some(1),
+            Some(LIST_SHARDS_MAX_RESULTS_MAX),
+        );
+        v.pattern(
+            start,
+            "exclusiveStartShardId",
+            "[a-zA-Z0-9_.-]+",
+            validate::is_stream_name,
+        );
+        v.str_len(start, "exclusiveStartShardId", 1, SHARD_ID_CHARS_MAX);
+        let name = self.stream_member(&mut v, input, false)?;
+        v.str_len(token, "nextToken", 1, 1_048_576);
+        if filter.is_some() {
+            v.required(filter_type, "shardFilter.type");
+            v.one_of(
+                filter_type,
+                "shardFilter.type",
+                &[
+                    "AFTER_SHARD_ID",
+                    "AT_TRIM_HORIZON",
+                    "FROM_TRIM_HORIZON",
+                    "AT_LATEST",
+                    "AT_TIMESTAMP",
+                    "FROM_TIMESTAMP",
+                ],
+            );
+        }
+        v.finish()?;
+        let (name, after) = match (token, name) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid_argument(
+                    "NextToken and StreamName cannot be provided together.",
+                ))
+            }
+            (None, None) => {
+                return Err(ApiError::invalid_argument(
+                    "Either NextToken or StreamName should be provided.",
+                ))
+            }
+            (Some(t), None) => {
+                if start.is_some() {
+                    return Err(ApiError::invalid_argument(
+                        "NextToken and ExclusiveStartShardId cannot be provided together.",
+                    ));
+                }
+                if created.is_some() {
+                    return Err(ApiError::invalid_argument(
+                        "NextToken and StreamCreationTimestamp cannot be provided together.",
+                    ));
+                }
+                let t = self.page_token(t, "ListShards")?;
+                let (stream, after) = t
+                    .after
+                    .split_once('\n')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .unwrap_or_default();
+                (stream, Some(after))
+            }
+            (None, Some(n)) => (n, start.map(str::to_string)),
+        };
+        match filter_type {
+            Some("AFTER_SHARD_ID") if filter_shard.is_none() => {
+                return Err(ApiError::invalid_argument("ShardId must be supplied in a ShardFilter with a Type of AFTER_SHARD_ID"))
+            }
+            Some("AT_TIMESTAMP" | "FROM_TIMESTAMP") if filter_ts.is_none() => {
+                return Err(ApiError::invalid_argument("Timestamp must be supplied in a ShardFilter with a Type of FROM_TIMESTAMP or AT_TIMESTAMP"))
+            }
+            _ => {}
+        }
+        let view: StreamView = self
+            .streams
+            .describe(&name)
+            .map_err(|e| self.ctx().map(e))?;
+        if let Some(c) = created {
+            if c / 1000 != view.meta.created_ms / 1000 {
+                return Err(self.ctx().stream_not_found(&name));
+            }
+        }
+        let after = match (filter_type, filter_shard) {
+            (Some("AFTER_SHARD_ID"), Some(s)) => Some(s.to_string()).max(after),
+            _ => after,
+        };
+        let shards: Vec<&ShardView> = view
+            .shards
+            .iter()
+            .filter(|s| after.as_ref().is_none_or(|a| s.shard_id().to_string() > *a))
+            .filter(|s| match filter_type {
+                Some("AT_LATEST") => s.meta.is_open(),
+                Some("AT_TIMESTAMP") => {
+                    s.meta.is_open() || s.meta.created_ms <= filter_ts.unwrap_or(i64::MAX)
+                }
+                _ => true,
+            })
+            .collect();
+        let page = (max.unwrap_or(1000) as usize).min(LIST_SHARDS_PAGE_MAX);
+        let has_more = shards.len() > page;
+        let out: Vec<Out> = shards
+            .iter()
+            .take(page)
+            .map(|s| self.shard_out(s))
+            .collect();
+        let next = has_more.then(|| {
+            let last = shards[page - 1].shard_id().to_string();
+            Out::Str(
+                PageToken {
+                    scope: "ListShards".into(),
+                    after: format!("{name}\n{last}"),
+                    issued_ms: self.streams.now_ms(),
+                }
+                .encode(),
+            )
+        });
+        Ok(Reply::Body(
+            Out::map()
+                .set("Shards", Out::Array(out))
+                .opt("NextToken", next)
+                .done(),
+        ))
+    }
+
+    /// Checks one record's members (for PutRecord, `prefix` is empty).
+    fn record_members(
+        v: &mut Validator,
+        r: Input<'_>,
+        prefix: &str,
+    ) -> Result<Option<Record>, ApiError> {
+        let key = r.str("PartitionKey")?;
+        let hash = r.str("ExplicitHashKey")?;
+        let data = r.blob("Data")?;
+        let p = |m: &str| format!("{prefix}{m}");
+        v.required(key, &p("partitionKey"));
+        v.str_len(key, &p("partitionKey"), 1, PARTITION_KEY_CHARS_MAX);
+        v.pattern(
+            hash,
+            &p("explicitHashKey"),
+            "0|([1-9]\\d{0,38})",
+            validate::is_hash_key,
+        );
+        v.required(data.as_ref(), &p("data"));
+        v.blob_len(
+            data.as_ref().map(Vec::len),
+            &p("data"),
+            RECORD_DATA_BYTES_MAX,
+        );
+        let (Some(key), Some(data)) = (key, data) else {
+            return Ok(None);
+        };
+        let explicit_hash_key = match hash {
+            Some(h) if validate::is_hash_key(h) => match h.parse::<u128>() {
+                Ok(k) => Some(k),
+                Err(_) => {
+                    return Err(ApiError::invalid_argument(format!(
+                        "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {h}"
+                    )))
+                }
+            },
+            _ => None,
+        };
+        Ok(Some(Record {
+            partition_key: key.as_bytes().to_vec(),
+            explicit_hash_key,
+            data,
+        }))
+    }
+
+    async fn put(
+        &self,
+        stream: &str,
+        records: Vec<Record>,
+    ) -> Result<Vec<sluice_streams::PutOutcome>, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        self.streams
+            .put(
+                stream,
+                records,
+                Box::new(move |outcomes| drop(tx.send(outcomes))),
+            )
+            .map_err(|e| match e {
+                // Writes to a stream that is not ACTIVE answer as if it did not exist.
+                StreamsError::StreamNotActive { name, .. } => self.ctx().stream_not_found(&name),
+                e => self.ctx().map(e),
+            })?;
+        rx.await.map_err(|_| ApiError::internal())
+    }
+
+    fn check_record_sizes(&self, stream: &str, records: &[Record]) -> Result<(), ApiError> {
+        let limit_kib = self
+            .streams
+            .max_record_size_kib(stream)
+            .map_err(|e| match e {
+                StreamsError::StreamNotActive { name, .. } => self.ctx().stream_not_found(&name),
+                e => self.ctx().map(e),
+            })?;
+        let limit = limit_kib as usize * 1024;
+        for r in records {
+            let size = r.data.len() + r.partition_key.len();
+            if size > limit {
+                return Err(ApiError::validation(format!(
+                    "1 validation error detected: Value '{}' at 'data' failed to satisfy constraint: Member must have length less than or equal to {limit} (the stream's MaxRecordSizeInKiB is {limit_kib}; the limit counts partition key and data)",
+                    show_blob(r.data.len())
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn put_record(&self, input: Input<'_>) -> Result<Reply, ApiError> {
+        let mut v = Validator::new();
+        let ordering = input.str("SequenceNumberForOrdering")?;
+        v.pattern(
+            ordering,
+            "sequenceNumberForOrdering",
+            "0|([1-9]\\d{0,128})",
+            validate::is_sequence_number,
+        );
+        let record = Self::record_members(&mut v, input, "")?;
+        let name = self.require_stream(input, &mut v)?;
+        v.finish()?;
+        let record = record.expect("validated above");
+        self.check_record_sizes(&name, std::slice::from_ref(&record))?;
+        let mut outcomes = self.put(&name, vec![record]).await?;
+        let r = outcomes
+            .pop()
+            .expect("one outcome per record")
+            .map_err(|e| self.ctx().map(e))?;
+        Ok(Reply::Body(
+            Out::map()
+                .str("ShardId", r.shard_id.to_string())
+                .str("SequenceNumber", r.sequence_number.to_string())
+                .str("EncryptionType", "NONE")
+                .done(),
+        ))
+    }
+
+    async fn put_records(&self, input: Input<'_>) -> Result<Reply, ApiError> {
+        let mut v = Validator::new();
+        let list = input.list("Records")?;
+        v.required(list, "records");
+        if let Some(list) = list {
+            let shown = || {
+                format!(
+                    "[{}]",
+                    vec![
+                        "com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry@c965e310";
+                        list.len()
+                    ]
+                    .join(", ")
+                )
+            };
+            if list.is_empty() {
+                v.fail(
+                    Some(&shown()),
+                    "records",
+                    "Member must have length greater than or equal to 1",
+                );
+            }
+            if list.len() > PUT_RECORDS_COUNT_MAX {
+                v.fail(
+                    Some(&shown()),
+                    "records",
+                    &format!(
+                        "Member must have length less than or equal to {PUT_RECORDS_COUNT_MAX}"
+                    ),
+                );
+            }
+        }
+        let mut records = Vec::with_capacity(list.map_or(0, |l| l.len()));
+        if let Some(list) = list.filter(|l| l.len() <= PUT_RECORDS_COUNT_MAX) {
+            for (i, e) in list.iter().enumerate() {
+                let r = Input::element(e, input.format)?;
+                if let Some(rec) =
+                    Self::record_members(&mut v, r, &format!("records.{}.member.", i + 1))?
+                {
+                    records.push(rec);
+                }
+            }
+        }
+        let name = self.require_stream(input, &mut v)?;
+        v.finish()?;
+        let total: usize = records
+            .iter()
+            .map(|r| r.data.len() + r.partition_key.len())
+            .sum();
+        if total > PUT_RECORDS_BYTES_MAX {
+            return Err(ApiError::invalid_argument(format!(
+                "Records size exceeds {} MB limit: the request's partition keys and data total {total} bytes.",
+                PUT_RECORDS_BYTES_MAX / (1024 * 1024)
+            )));
+        }
+        self.check_record_sizes(&name, &records)?;
+        let outcomes = self.put(&name, records).await?;
+        let mut failed = 0;
+        let out: Vec<Out> = outcomes
+            .into_iter()
+            .map(|o| match o {
+                Ok(r) => Out::map()
+                    .str("SequenceNumber", r.sequence_number.to_string())
+                    .str("ShardId", r.shard_id.to_string())
+                    .done(),
+                Err(e) => {
+                    failed += 1;
+                    let e = self.ctx().map(e);
+                    let (code, message) = if e.type_name == "ProvisionedThroughputExceededException"
+                    {
+                        (e.type_name, e.message.unwrap_or_default())
+                    } else {
+                        ("InternalFailure", "Internal Service Failure".to_string())
+                    };
+                    Out::map()
+                        .str("ErrorCode", code)
+                        .str("ErrorMessage", message)
+                        .done()
+                }
+            })
+            .collect();
+        Ok(Reply::Body(
+            Out::map()
+                .int("FailedRecordCount", failed)
+                .set("Records", Out::Array(out))
+                .str("EncryptionType", "NONE")
+                .done(),
+        ))
+    }
+
+    fn get_shard_iterator(&self, input: Input<'_>) -> Result<Reply, ApiError> {
+        let mut v = Validator::new();
+        let shard = input.str("ShardId")?;
+        let kind = input.str("ShardIteratorType")?;
+        let seq = input.str("StartingSequenceNumber")?;
+        let ts = input.timestamp_ms("Timestamp")?;
+        v.required(shard, "shardId");
+        v.pattern(
+            shard,
+            "shardId",
+            "[a-zA-Z0-9_.-]+",
+            validate::is_stream_name,
+        );
+        v.str_len(shard, "shardId", 1, SHARD_ID_CHARS_MAX);
+        v.required(kind, "shardIteratorType");
+        v.one_of(
+            kind,
+            "shardIteratorType",
+            &[
+                "AFTER_SEQUENCE_NUMBER",
+                "LATEST",
+                "AT_TIMESTAMP",
+                "AT_SEQUENCE_NUMBER",
+                "TRIM_HORIZON",
+            ],
+        );
+        v.pattern(
+            seq,
+            "startingSequenceNumber",
+            "0|([1-9]\\d{0,128})",
+            validate::is_sequence_number,
+        );
+        let name = self.require_stream(input, &mut v)?;
+        v.finish()?;
+        let (shard, kind) = (shard.unwrap(), kind.unwrap());
+        let ctx = self.ctx();
+        let account = &self.streams.config().account_id;
+        // AWS reads the number after the first '-' (or the whole id) as the shard index.
+        let digits = shard.split_once('-').map_or(shard, |(_, d)| d);
+        let shard_id = match digits.parse::<u32>() {
+            Ok(i)
+                if i <= i32::MAX as u32
+                    && !digits.is_empty()
+                    && digits.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                ShardId(i)
+            }
+            _ => {
+                return Err(ApiError::not_found(format!(
+                    "Could not find shard {shard} in stream {name} under account {account}."
+                )))
+            }
+        };
+        let mixed = |what: &str| {
+            ApiError::invalid_argument(format!(
+                "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {kind} and {what}."
+            ))
+        };
+        let parse_seq = |s: &str| -> Result<SequenceNumber, ApiError> {
+            let n = SequenceNumber::parse(s).ok_or_else(|| {
+                ApiError::invalid_argument(format!(
+                    "StartingSequenceNumber {s} used in GetShardIterator on shard {shard_id} in stream {name} under account {account} is invalid."
+                ))
+            })?;
+            if n.shard_index != shard_id.0 {
+                return Err(ApiError::invalid_argument(format!(
+                    "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {shard_id}",
+                    ShardId(n.shard_index)
+                )));
+            }
+            Ok(n)
+        };
+        let now = self.streams.now_ms();
+        let start = match kind {
+            "TRIM_HORIZON" | "LATEST" if seq.is_some() => {
+                return Err(mixed("also a StartingSequenceNumber"))
+            }
+            "TRIM_HORIZON" => ShardStart::TrimHorizon,
+            "LATEST" => ShardStart::Latest,
+            "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER" => {
+                let s = seq.ok_or_else(|| mixed("no StartingSequenceNumber"))?;
+                let n = parse_seq(s)?;
+                if kind == "AT_SEQUENCE_NUMBER" {
+                    ShardStart::AtSequence(n)
+                } else {
+                    ShardStart::AfterSequence(n)
+                }
+            }
+            _ => {
+                let ts = ts.ok_or_else(|| {
+                    ApiError::invalid_argument("Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.")
+                })?;
+                if ts > now {
+                    return Err(ApiError::invalid_argument(format!(
+                        "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {ts}, currentTimestampInMillis: {now}"
+                    )));
+                }
+                ShardStart::AtTimestamp(ts)
+            }
+        };
+        let cursor = self
+            .streams
+            .cursor(&name, shard_id, start)
+            .map_err(|e| match e {
+                StreamsError::StreamNotFound { .. } | StreamsError::StreamNotActive { .. } => {
+                    ctx.shard_not_found(&name, &shard_id.to_string())
+                }
+                e => ctx.map(e),
+            })?;
+        let it = ShardIterator {
+            cursor,
+            issued_ms: now,
+        };
+        Ok(Reply::Body(
+            Out::map().str("ShardIterator", it.encode()).done(),
+        ))
+    }
+
+    async fn get_records(&self, input: Input<'_>) -> Result<Reply, ApiError> {
+        let mut v = Validator::new();
+        let limit = input.int("Limit")?;
+        let token = input.str("ShardIterator")?;
+        v.range(limit, "limit", Some(1), Some(GET_RECORDS_COUNT_MAX));
+        v.required(token, "shardIterator");
+        v.str_len(token, "shardIterator", 1, SHARD_ITERATOR_CHARS_MAX);
+        let arn_stream = self.stream_member(&mut v, input, false)?;
+        v.finish()?;
+        let it = ShardIterator::decode(token.unwrap())
+            .ok_or_else(|| ApiError::invalid_argument("Invalid ShardIterator."))?;
+        let now = self.streams.now_ms();
+        if now - it.issued_ms > SHARD_ITERATOR_TTL_MS {
+            return Err(ApiError::expired_iterator(format!(
+                "Iterator expired. The iterator was created at time {} while right now it is {} which is further in the future than the tolerated delay of {SHARD_ITERATOR_TTL_MS} milliseconds.",
+                java_date(it.issued_ms),
+                java_date(now)
+            )));
+        }
+        if let Some(s) = arn_stream {
+            if s != it.cursor.stream {
+                return Err(ApiError::invalid_argument("Invalid ShardIterator."));
+            }
+        }
+        let streams = self.streams.clone();
+        let cursor = it.cursor.clone();
+        let records_max = limit.unwrap_or(GET_RECORDS_COUNT_MAX) as usize;
+        let result = tokio::task::spawn_blocking(move || {
+            streams.read(&cursor, records_max, GET_RECORDS_BYTES_MAX)
+        })
+        .await
+        .map_err(|_| ApiError::internal())?;
+        let ctx = self.ctx();
+        let shard_id = ShardId(it.cursor.shard_index).to_string();
+        let result = result.map_err(|e| match e {
+            StreamsError::StreamNotFound { .. } | StreamsError::StreamNotActive { .. } => {
+                ctx.shard_not_found(&it.cursor.stream, &shard_id)
+            }
+            e => ctx.map(e),
+        })?;
+        let records = result
+            .records
+            .into_iter()
+            .map(|(seq, r)| {
+                Out::map()
+                    .str("SequenceNumber", seq.to_string())
+                    .set("ApproximateArrivalTimestamp", Out::Timestamp(r.arrival_ms))
+                    .set("Data", Out::Blob(r.data))
+                    .str(
+                        "PartitionKey",
+                        String::from_utf8(r.partition_key).unwrap_or_default(),
+                    )
+                    .done()
+            })
+            .collect();
+        let next = result.next.map(|cursor| {
+            Out::Str(
+                ShardIterator {
+                    cursor,
+                    issued_ms: now,
+                }
+                .encode(),
+            )
+        });
+        Ok(Reply::Body(
+            Out::map()
+                .set("Records", Out::Array(records))
+                .opt("NextShardIterator", next)
+                .int("MillisBehindLatest", result.millis_behind_latest)
+                .done(),
+        ))
+    }
+
+    fn retention(&self, input: Input<'_>, increase: bool) -> Result<Reply, ApiError> {
+        let mut v = Validator::new();
+        let hours = input.int("RetentionPeriodHours")?;
+        v.required(hours, "retentionPeriodHours");
+        let name = self.require_stream(input, &mut v)?;
+        v.finish()?;
+        let hours = hours.unwrap();
+        // The stream must exist before the range is checked, as on AWS.
+        self.streams
+            .describe(&name)
+            .map_err(|e| self.ctx().map(e))?;
+        if hours < RETENTION_HOURS_MIN {
+            return Err(ApiError::invalid_argument(format!(
+                "Minimum allowed retention period is {RETENTION_HOURS_MIN} hours. Requested retention period ({hours} hours) is too short."
+            )));
+        }
+        if hours > RETENTION_HOURS_MAX {
+            return Err(ApiError::invalid_argument(format!(
+                "Maximum allowed retention period is {RETENTION_HOURS_MAX} hours. Requested retention period ({hours} hours) is too long."
+            )));
+        }
+        self.streams
+            .set_retention(&name, hours as u32, increase)
+            .map_err(|e| self.ctx().map(e))?;
+        Ok(Reply::Empty)
+    }
+
+    fn add_tags(&self, input: Input<'_>) -> Result<Reply, ApiError> {
+        let mut v = Validator::new();
+        let tags = input.string_map("Tags")?;
+        v.required(tags.as_ref(), "tags");
+        if let Some(t) = &tags {
+            check_tags(&mut v, t, "tags");
+        }
+        let name = self.require_stream(input, &mut v)?;
+        v.finish()?;
+        let tags = tags.unwrap();
+        tag_characters(tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))
+            .map_err(ApiError::invalid_argument)?;
+        self.streams
+            .add_tags(&name, tags.into_iter().collect::<BTreeMap<_, _>>())
+            .map_err(|e| self.ctx().map(e))?;
+        Ok(Reply::Empty)
+    }
+
+    fn remove_tags(&self, input: Input<'_>) -> Result<Reply, ApiError> {
+        let mut v = Validator::new();
+        let keys = input.list("TagKeys")?;
+        v.required(keys, "tagKeys");
+        let keys: Vec<String> = match keys {
+            Some(list) => list
+                .iter()
+                .map(|k| Input::string_element(k).map(str::to_string))
+                .collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        };
+        if input.has("TagKeys") {
+            let shown = format!("[{}]", keys.join(", "));
+            if keys.is_empty() {
+                v.fail(
+                    Some(&shown),
+                    "tagKeys",
+                    "Member must have length greater than or equal to 1",
+                );
+            }
+            if keys.len() > TAG_KEYS_PER_REMOVE_MAX {
+                v.fail(
+                    Some(&shown),
+                    "tagKeys",
+                    &format!(
+                        "Member must have length less than or equal to {TAG_KEYS_PER_REMOVE_MAX}"
+                    ),
+                );
+            }
+            if keys
+                .iter()
+                .any(|k| k.is_empty() || k.chars().count() > TAG_KEY_CHARS_MAX)
+            {
+                v.fail(
+                    Some(&shown),
+                    "tagKeys",
+                    &format!("Member must satisfy constraint: [Member must have length less than or equal to {TAG_KEY_CHARS_MAX}, Member must have length greater than or equal to 1]"),
+                );
+            }
+        }
+        let name = self.require_stream(input, &mut v)?;
+        v.finish()?;
+        self.streams
+            .remove_tags(&name, &keys)
+            .map_err(|e| self.ctx().map(e))?;
+        Ok(Reply::Empty)
+    }
+
+    fn list_tags(&self, input: Input<'_>) -> Result<Reply, ApiError> {
+        let mut v = Validator::new();
+        let limit = input.int("Limit")?;
+        let start = input.str("ExclusiveStartTagKey")?;
+        v.range(limit, "limit", Some(1), Some(LIST_TAGS_LIMIT_MAX));
+        v.str_len(start, "exclusiveStartTagKey", 1, TAG_KEY_CHARS_MAX);
+        let name = self.require_stream(input, &mut v)?;
+        v.finish()?;
+        let view = self
+            .streams
+            .describe(&name)
+            .map_err(|e| self.ctx().map(e))?;
+        let page = limit.unwrap_or(LIST_TAGS_LIMIT_MAX) as usize;
+        let tags: Vec<(&String, &String)> = view
+            .meta
+            .tags
+            .iter()
+            .filter(|(k, _)| start.is_none_or(|s| k.as_str() > s))
+            .collect();
+        let has_more = tags.len() > page;
+        let out = tags
+            .into_iter()
+            .take(page)
+            .map(|(k, v)| {
+                Out::map()
+                    .str("Key", k.clone())
+                    .str("Value", v.clone())
+                    .done()
+            })
+            .collect();
+        Ok(Reply::Body(
+            Out::map()
+                .set("Tags", Out::Array(out))
+                .bool("HasMoreTags", has_more)
+                .done(),
+        ))
+    }
+
+    fn describe_limits(&self) -> Reply {
+        let l = self.streams.limits();
+        Reply::Body(
+            Out::map()
+                .int("ShardLimit", l.shard_limit as i64)
+                .int("OpenShardCount", l.open_shard_count as i64)
+                .int("OnDemandStreamCount", l.on_demand_stream_count as i64)
+                .int(
+                    "OnDemandStreamCountLimit",
+                    l.on_demand_stream_count_limit as i64,
+                )
+                .done(),
+        )
+    }
+}
+
+fn check_tags(v: &mut Validator, tags: &[(String, String)], path: &str) {
+    let shown = || {
+        format!(
+            "{{{}}}",
+            tags.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    if tags.is_empty() {
+        v.fail(
+            Some(&shown()),
+            path,
+            "Member must have length greater than or equal to 1",
+        );
+    }
+    if tags.len() > TAGS_PER_CALL_MAX {
+        v.fail(
+            Some(&shown()),
+            path,
+            &format!("Member must have length less than or equal to {TAGS_PER_CALL_MAX}"),
+        );
+    }
+    if tags
+        .iter()
+        .any(|(k, _)| k.is_empty() || k.chars().count() > TAG_KEY_CHARS_MAX)
+    {
+        v.fail(
+            Some(&shown()),
+            path,
+            &format!("Map keys must satisfy constraint: [Member must have length less than or equal to {TAG_KEY_CHARS_MAX}, Member must have length greater than or equal to 1]"),
+        );
+    }
+    if tags
+        .iter()
+        .any(|(_, val)| val.chars().count() > TAG_VALUE_CHARS_MAX)
+    {
+        v.fail(
+            Some(&shown()),
+            path,
+            &format!("Map value must satisfy constraint: [Member must have length less than or equal to {TAG_VALUE_CHARS_MAX}, Member must have length greater than or equal to 0]"),
+        );
+    }
+}
+
+/// Tag keys and values: Unicode letters, digits, white space and `_ . / = + - % @`.
+fn tag_characters<'a>(mut texts: impl Iterator<Item = &'a str>) -> Result<(), String> {
+    let ok = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_./=+-%@".contains(c);
+    if texts.any(|t| !t.chars().all(ok)) {
+        return Err("Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @.".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! The HTTP face of the service: one POST endpoint that reads `X-Amz-Target`, the body format
+//! and the signature, then dispatches to [`Service`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+
+use crate::codec;
+use crate::error::ApiError;
+use crate::limits::REQUEST_BODY_BYTES_MAX;
+use crate::ops::{Reply, Service, OPERATIONS};
+use crate::value::{Format, Input};
+
+const TARGET_PREFIX: &str = "Kinesis_20131202.";
+
+/// The router: the Kinesis API on `POST /` (any path, as AWS), and `GET /health`.
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok\n" }))
+        .fallback(handle)
+        .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
+        .with_state(service)
+}
+
+static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A request id shaped like AWS's (a UUID), unique within the process.
+fn request_id() -> String {
+    let n = REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0) as u64;
+    let pid = std::process::id() as u64;
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        (t >> 32) as u32,
+        (t >> 16) as u16,
+        (t & 0xfff),
+        pid & 0xfff,
+        n & 0xffff_ffff_ffff
+    )
+}
+
+fn respond(
+    status: StatusCode,
+    format: Format,
+    body: Vec<u8>,
+    error_type: Option<&str>,
+) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(codec::content_type(format)),
+    );
+    h.insert(
+        "x-amzn-RequestId",
+        HeaderValue::from_str(&request_id()).expect("ascii"),
+    );
+    if let Some(t) = error_type {
+        h.insert("x-amzn-ErrorType", HeaderValue::from_str(t).expect("ascii"));
+    }
+    r
+}
+
+fn error_response(e: &ApiError, format: Format) -> Response {
+    respond(
+        e.status,
+        format,
+        codec::encode_error(e, format),
+        Some(e.type_name),
+    )
+}
+
+fn xml(status: StatusCode, body: &'static str) -> Response {
+    (
+        status,
+        [(http::header::CONTENT_TYPE, "application/xml")],
+        body,
+    )
+        .into_response()
+}
+
+async fn handle(
+    State(service): State<Arc<Service>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    let op = target
+        .and_then(|t| t.strip_prefix(TARGET_PREFIX))
+        .filter(|op| OPERATIONS.contains(op));
+    if method != Method::POST {
+        return xml(
+            StatusCode::FORBIDDEN,
+            "<AccessDeniedException>\n  <Message>Unable to determine service/operation name to be authorized</Message>\n</AccessDeniedException>\n",
+        );
+    }
+    let format = match codec::format_of(headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok())) {
+        Some(f) => f,
+        None if target.is_none() => {
+            return xml(
+                StatusCode::FORBIDDEN,
+                "<AccessDeniedException>\n  <Message>Unable to determine service/operation name to be authorized</Message>\n</AccessDeniedException>\n",
+            )
+        }
+        None => return xml(StatusCode::NOT_FOUND, "<UnknownOperationException/>\n"),
+    };
+    if body.is_empty() {
+        let e = if op.is_some() {
+            ApiError::serialization_bare()
+        } else {
+            ApiError::unknown_operation()
+        };
+        return error_response(&e, format);
+    }
+    let value = match codec::decode(&body, format) {
+        Ok(v) => v,
+        Err(e) => return error_response(&e, format),
+    };
+    let Some(op) = op else {
+        return error_response(&ApiError::unknown_operation(), format);
+    };
+    if let Err(e) = service.credentials.verify(
+        method.as_str(),
+        uri.path(),
+        uri.query(),
+        &headers,
+        &body,
+        service.streams.now_ms(),
+    ) {
+        return error_response(&e, format);
+    }
+    let input = match Input::root(&value, format) {
+        Ok(i) => i,
+        Err(e) => return error_response(&e, format),
+    };
+    match service.call(op, input).await {
+        Ok(Reply::Empty) => respond(StatusCode::OK, format, Vec::new(), None),
+        Ok(Reply::Body(out)) => respond(StatusCode::OK, format, codec::encode(&out, format), None),
+        Err(e) => error_response(&e, format),
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    service: Arc<Service>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(service))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,81 @@
+//! Sequence numbers: 56-digit decimal strings, as Kinesis's look, strictly increasing per shard.
+//!
+//! ```text
+//! 49 | shard epoch (20 digits) | shard index (10 digits) | offset (24 digits)
+//! ```
+//! The shard epoch is fixed when the shard is created and is greater than its parents', so a
+//! child's sequence numbers are above every parent's. Within a shard the number grows with the
+//! offset. Fixed width makes string order equal numeric order.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SequenceNumber {
+    pub shard_epoch: u64,
+    pub shard_index: u32,
+    pub offset: u64,
+}
+
+impl SequenceNumber {
+    pub const DIGITS: usize = 56;
+    const PREFIX: &'static str = "49";
+
+    /// Parses a sluice sequence number; `None` for any other digit string.
+    pub fn parse(s: &str) -> Option<SequenceNumber> {
+        if s.len() != Self::DIGITS
+            || !s.bytes().all(|b| b.is_ascii_digit())
+            || !s.starts_with(Self::PREFIX)
+        {
+            return None;
+        }
+        let shard_epoch = s[2..22].parse().ok()?;
+        let shard_index = s[22..32].parse().ok()?;
+        let offset = s[32..56].parse().ok()?;
+        Some(SequenceNumber {
+            shard_epoch,
+            shard_index,
+            offset,
+        })
+    }
+}
+
+impl fmt::Display for SequenceNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}{:020}{:010}{:024}",
+            Self::PREFIX,
+            self.shard_epoch,
+            self.shard_index,
+            self.offset
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_order() {
+        let a = SequenceNumber {
+            shard_epoch: 1_700_000_000_000,
+            shard_index: 3,
+            offset: 0,
+        };
+        let b = SequenceNumber { offset: 10, ..a };
+        let sa = a.to_string();
+        assert_eq!(sa.len(), 56);
+        assert_eq!(SequenceNumber::parse(&sa), Some(a));
+        assert!(sa < b.to_string());
+        let nines = SequenceNumber {
+            shard_epoch: u64::MAX,
+            shard_index: u32::MAX,
+            offset: u64::MAX,
+        }
+        .to_string();
+        assert_eq!(nines.len(), 56);
+        assert_eq!(SequenceNumber::parse("12345"), None);
+        assert_eq!(SequenceNumber::parse(&"1".repeat(56)), None);
+    }
+}
