@@ -96,9 +96,11 @@ impl ApiError {
         }
     }
 
+    /// An operation of the Kinesis API that sluice does not have yet: a type of its own, so
+    /// that clients can tell it from a mistake in their request.
     pub fn not_implemented(operation: &str) -> ApiError {
         ApiError::new(
-            "InvalidArgumentException",
+            "UnsupportedOperationException",
             format!("sluice does not support the {operation} operation yet. See docs/specs/kinesis-compat.md."),
         )
     }
