@@ -468,10 +468,28 @@ def server(aws_env, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("sluice-data")
     log_dir = tmp_path_factory.mktemp("sluice-logs")
     srv = _start_server(data_dir, log_dir)
+    _SESSION_SERVERS.append(srv)
     try:
         yield srv
     finally:
         _stop(srv.proc)
+
+
+_SESSION_SERVERS: list[Server] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Point at the session server's log, and say whether it panicked."""
+    for srv in _SESSION_SERVERS:
+        if not srv.stderr_path or not srv.stderr_path.exists():
+            continue
+        text = srv.stderr_path.read_text(errors="replace")
+        panics = [line for line in text.splitlines() if "panicked at" in line]
+        terminalreporter.write_line(
+            f"sluice server log: {srv.stderr_path} (exit code {srv.proc.returncode}, "
+            f"{len(panics)} panic line(s))")
+        for line in panics[:5]:
+            terminalreporter.write_line(f"  {line.strip()}")
 
 
 @pytest.fixture(scope="session")

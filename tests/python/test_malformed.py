@@ -7,7 +7,6 @@ bad requests is intact.
 """
 
 import base64
-import json
 import os
 import time
 
@@ -30,9 +29,10 @@ def _msg(resp):
     return resp.error_message()
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def survivor(kinesis):
-    """A stream with known data, written before any malformed request in this module."""
+    """A stream with known data, written before the malformed requests that target it (the
+    first test that asks for it creates it) and checked by the last test of the module."""
     name = unique_name("survivor")
     kinesis.create_stream(StreamName=name, ShardCount=1)
     wait_active(kinesis, name)

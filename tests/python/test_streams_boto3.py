@@ -6,7 +6,6 @@ Every test makes its own uniquely named streams.
 
 import base64
 import datetime as dt
-import json
 import os
 import re
 import time

@@ -141,7 +141,7 @@ async fn create_describe_list_delete() {
         .unwrap_err()
         .into_service_error();
     assert_eq!(err_code(&e), "ResourceInUseException");
-    assert_eq!(e.to_string().contains("already exists"), true);
+    assert!(e.to_string().contains("already exists"), "{e}");
 }
 
 #[tokio::test]

@@ -345,7 +345,7 @@ impl<'a> Input<'a> {
 
 /// Strict base64 (standard alphabet, padding required), with AWS's messages.
 pub fn decode_base64(s: &str) -> Result<Vec<u8>, ApiError> {
-    if s.len() % 4 != 0 {
+    if !s.len().is_multiple_of(4) {
         return Err(ApiError::serialization(format!(
             "'{s}' can not be converted to a Blob: Base64 encoded length is expected a multiple of 4 bytes but found: {}",
             s.len()

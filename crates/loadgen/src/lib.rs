@@ -454,11 +454,7 @@ async fn read(client: Client, o: Options, shards: Vec<String>) -> Result<Report,
         mode: o.mode,
         stream: o.stream.clone(),
         shards: shards.len(),
-        record_bytes: if records > 0 {
-            (b / records) as usize
-        } else {
-            0
-        },
+        record_bytes: b.checked_div(records).unwrap_or(0) as usize,
         batch: 0,
         concurrency: shards.len(),
         elapsed_s: elapsed,

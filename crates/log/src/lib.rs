@@ -25,4 +25,4 @@ pub use clock::{Clock, SystemClock};
 pub use config::{LogConfig, SyncPolicy};
 pub use error::LogError;
 pub use frame::{Record, StoredRecord, DATA_BYTES_MAX, KEY_BYTES_MAX};
-pub use log::{AppendAck, Completion, Log, LogStats, ReadBatch};
+pub use log::{AppendAck, Completion, Listener, Log, LogStats, ReadBatch};

@@ -16,6 +16,9 @@ use crate::writer::{self, Request};
 /// Called once with the outcome of an append, on the writer thread: keep it short.
 pub type Completion = Box<dyn FnOnce(Result<AppendAck, LogError>) + Send>;
 
+/// Told the new end offset each time records become visible.
+pub type Listener = Box<dyn Fn(u64) + Send + Sync>;
+
 /// Where an append landed: its records have offsets `first_offset..first_offset + count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendAck {
@@ -64,7 +67,7 @@ pub(crate) struct Shared {
     pub clock: Arc<dyn Clock>,
     pub state: RwLock<State>,
     pub poisoned: AtomicBool,
-    pub listener: RwLock<Option<Box<dyn Fn(u64) + Send + Sync>>>,
+    pub listener: RwLock<Option<Listener>>,
 }
 
 /// One shard's durable log. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -176,7 +179,7 @@ impl Log {
 
     /// Registers a function called (on the writer thread) with the new end offset each time
     /// records become visible to readers.
-    pub fn set_listener(&self, listener: Box<dyn Fn(u64) + Send + Sync>) {
+    pub fn set_listener(&self, listener: Listener) {
         *self.shared.listener.write().unwrap() = Some(listener);
     }
 

@@ -16,7 +16,7 @@ impl Clock for ManualClock {
 fn rec(i: usize) -> Record {
     Record {
         partition_key: format!("key-{}", i % 7).into_bytes(),
-        explicit_hash_key: if i % 3 == 0 {
+        explicit_hash_key: if i.is_multiple_of(3) {
             Some(i as u128 * 1_000_003)
         } else {
             None

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every sluice test on a fresh machine, installing what the tests need:
+#   - Python packages for the end-to-end suite (boto3, the AWS CLI v1, pytest, cbor2) into .venv
+#   - the Rust build (debug), then cargo fmt/clippy checks, the Rust tests and the Python suite.
+# Usage: scripts/test.sh            (CI runs this same command through .ci/run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "python test dependencies (.venv)"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+
+step "build"
+cargo build --workspace --all-targets --locked
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "rust tests"
+cargo test --workspace --locked
+
+step "python end-to-end tests (boto3, AWS CLI, raw HTTP)"
+SLUICE_BIN="$PWD/target/debug/sluice" PATH="$PWD/.venv/bin:$PATH" .venv/bin/python -m pytest -q tests/python
