@@ -174,21 +174,48 @@ fn start_position(from: &str) -> anyhow::Result<Value> {
         t => {
             let secs = match t.parse::<f64>() {
                 Ok(s) => s,
-                Err(_) => humantime::parse_rfc3339_weak(t)
-                    .with_context(|| {
-                        format!(
-                            "--from {t}: expected trim-horizon, latest, RFC 3339 or epoch seconds"
-                        )
-                    })?
-                    .duration_since(std::time::UNIX_EPOCH)?
-                    .as_secs_f64(),
+                Err(_) => rfc3339_secs(t).with_context(|| {
+                    format!("--from {t}: expected trim-horizon, latest, RFC 3339 or epoch seconds")
+                })?,
             };
             json!({"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": secs})
         }
     })
 }
 
+/// RFC 3339 with any UTC offset (`Z`, `+01:00`, `-05:30`) → epoch seconds.
+fn rfc3339_secs(t: &str) -> anyhow::Result<f64> {
+    let (naive, offset_s) = match t.rfind(['+', '-']).filter(|&i| i > 10) {
+        Some(i) => {
+            let (base, off) = t.split_at(i);
+            let sign = if off.starts_with('-') { -1 } else { 1 };
+            let digits: String = off[1..].chars().filter(|c| c.is_ascii_digit()).collect();
+            if digits.len() != 4 {
+                bail!("bad UTC offset {off}");
+            }
+            let (h, m): (i64, i64) = (digits[..2].parse()?, digits[2..].parse()?);
+            (base.to_string(), sign * (h * 3600 + m * 60))
+        }
+        None => (t.trim_end_matches(['Z', 'z']).to_string(), 0),
+    };
+    let at = humantime::parse_rfc3339_weak(&naive)?;
+    Ok(at.duration_since(std::time::UNIX_EPOCH)?.as_secs_f64() - offset_s as f64)
+}
+
 pub async fn tail(args: TailArgs) -> anyhow::Result<()> {
+    match tail_records(args).await {
+        // The reader went away (`sluice tail | head`): a normal way to stop.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+async fn tail_records(args: TailArgs) -> anyhow::Result<()> {
     let c = client(&args.endpoint)?;
     let start = start_position(&args.from)?;
     let shards = c
@@ -289,4 +316,18 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_with_offsets() {
+        let z = rfc3339_secs("2026-11-22T06:00:50Z").unwrap();
+        assert_eq!(rfc3339_secs("2026-11-22T07:00:50+01:00").unwrap(), z);
+        assert_eq!(rfc3339_secs("2026-11-22T00:30:50-05:30").unwrap(), z);
+        assert_eq!(rfc3339_secs("2026-11-22T06:00:50.250Z").unwrap(), z + 0.25);
+        assert!(rfc3339_secs("yesterday").is_err());
+    }
 }

@@ -95,7 +95,14 @@ impl Credentials {
                     "Request has expired",
                 ));
             }
-        } else if (now_ms - request_ms).abs() > CLOCK_SKEW_MAX_MS {
+        } else if request_ms - now_ms > CLOCK_SKEW_MAX_MS {
+            return Err(invalid_signature(format!(
+                "Signature not yet current: {} is still later than {} ({} + 15 min.)",
+                signed.amz_date,
+                format_amz_date(now_ms + CLOCK_SKEW_MAX_MS),
+                format_amz_date(now_ms)
+            )));
+        } else if now_ms - request_ms > CLOCK_SKEW_MAX_MS {
             return Err(invalid_signature(format!(
                 "Signature expired: {} is now earlier than {} ({} - 15 min.)",
                 signed.amz_date,
@@ -108,8 +115,11 @@ impl Credentials {
             .and_then(|v| v.to_str().ok())
         {
             Some(h) => vec![h.to_string()],
+            // Presigning clients sign the body they are given, none (botocore signs the hash
+            // of an empty body), or UNSIGNED-PAYLOAD: accept any of the three.
             None if in_query => vec![
                 hex::encode(Sha256::digest(body)),
+                hex::encode(Sha256::digest(b"")),
                 "UNSIGNED-PAYLOAD".to_string(),
             ],
             None => vec![hex::encode(Sha256::digest(body))],

@@ -603,35 +603,51 @@ impl Service {
         ))
     }
 
-    /// Checks one record's members (for PutRecord, `prefix` is empty).
+    /// Checks one record's members; `index` is its 1-based place in PutRecords (`None` for
+    /// PutRecord). Member paths are only formatted when a check fails: this runs per record.
     fn record_members(
         v: &mut Validator,
         r: Input<'_>,
-        prefix: &str,
+        index: Option<usize>,
     ) -> Result<Option<Record>, ApiError> {
         let key = r.str("PartitionKey")?;
         let hash = r.str("ExplicitHashKey")?;
         let data = r.blob("Data")?;
-        let p = |m: &str| format!("{prefix}{m}");
-        v.required(key, &p("partitionKey"));
-        v.str_len(key, &p("partitionKey"), 1, PARTITION_KEY_CHARS_MAX);
-        v.pattern(
-            hash,
-            &p("explicitHashKey"),
-            "0|([1-9]\\d{0,38})",
-            validate::is_hash_key,
-        );
-        v.required(data.as_ref(), &p("data"));
-        v.blob_len(
-            data.as_ref().map(Vec::len),
-            &p("data"),
-            RECORD_DATA_BYTES_MAX,
-        );
+        let key_ok = key.is_some_and(|k| {
+            !k.is_empty()
+                && (k.len() <= PARTITION_KEY_CHARS_MAX
+                    || k.chars().count() <= PARTITION_KEY_CHARS_MAX)
+        });
+        let hash_ok = hash.is_none_or(validate::is_hash_key);
+        let data_ok = data
+            .as_ref()
+            .is_some_and(|d| d.len() <= RECORD_DATA_BYTES_MAX);
+        if !(key_ok && hash_ok && data_ok) {
+            let prefix = index
+                .map(|i| format!("records.{i}.member."))
+                .unwrap_or_default();
+            let p = |m: &str| format!("{prefix}{m}");
+            v.required(key, &p("partitionKey"));
+            v.str_len(key, &p("partitionKey"), 1, PARTITION_KEY_CHARS_MAX);
+            v.pattern(
+                hash,
+                &p("explicitHashKey"),
+                "0|([1-9]\\d{0,38})",
+                validate::is_hash_key,
+            );
+            v.required(data.as_ref(), &p("data"));
+            v.blob_len(
+                data.as_ref().map(Vec::len),
+                &p("data"),
+                RECORD_DATA_BYTES_MAX,
+            );
+            return Ok(None);
+        }
         let (Some(key), Some(data)) = (key, data) else {
             return Ok(None);
         };
         let explicit_hash_key = match hash {
-            Some(h) if validate::is_hash_key(h) => match h.parse::<u128>() {
+            Some(h) => match h.parse::<u128>() {
                 Ok(k) => Some(k),
                 Err(_) => {
                     return Err(ApiError::invalid_argument(format!(
@@ -639,7 +655,7 @@ impl Service {
                     )))
                 }
             },
-            _ => None,
+            None => None,
         };
         Ok(Some(Record {
             partition_key: key.as_bytes().to_vec(),
@@ -698,7 +714,7 @@ impl Service {
             "0|([1-9]\\d{0,128})",
             validate::is_sequence_number,
         );
-        let record = Self::record_members(&mut v, input, "")?;
+        let record = Self::record_members(&mut v, input, None)?;
         let name = self.require_stream(input, &mut v)?;
         v.finish()?;
         let record = record.expect("validated above");
@@ -753,9 +769,7 @@ impl Service {
         if let Some(list) = list.filter(|l| l.len() <= PUT_RECORDS_COUNT_MAX) {
             for (i, e) in list.iter().enumerate() {
                 let r = Input::element(e, input.format)?;
-                if let Some(rec) =
-                    Self::record_members(&mut v, r, &format!("records.{}.member.", i + 1))?
-                {
+                if let Some(rec) = Self::record_members(&mut v, r, Some(i + 1))? {
                     records.push(rec);
                 }
             }
@@ -772,16 +786,39 @@ impl Service {
                 PUT_RECORDS_BYTES_MAX / (1024 * 1024)
             )));
         }
-        self.check_record_sizes(&name, &records)?;
-        let outcomes = self.put(&name, records).await?;
+        self.put_records_checked(&name, records).await
+    }
+
+    /// PutRecords after the request-level checks: per-stream record sizes, the append, the
+    /// per-record answers.
+    pub async fn put_records_checked(
+        &self,
+        name: &str,
+        records: Vec<Record>,
+    ) -> Result<Reply, ApiError> {
+        self.check_record_sizes(name, &records)?;
+        let outcomes = self.put(name, records).await?;
         let mut failed = 0;
+        // Shard ids repeat across the records: format each once.
+        let mut shard_ids: Vec<(ShardId, String)> = Vec::new();
         let out: Vec<Out> = outcomes
             .into_iter()
             .map(|o| match o {
-                Ok(r) => Out::map()
-                    .str("SequenceNumber", r.sequence_number.to_string())
-                    .str("ShardId", r.shard_id.to_string())
-                    .done(),
+                Ok(r) => {
+                    let shard_id = match shard_ids.iter().find(|(id, _)| *id == r.shard_id) {
+                        Some((_, s)) => s.clone(),
+                        None => {
+                            shard_ids.push((r.shard_id, r.shard_id.to_string()));
+                            r.shard_id.to_string()
+                        }
+                    };
+                    let seq = String::from_utf8(r.sequence_number.to_digits().to_vec())
+                        .expect("ASCII digits");
+                    Out::map()
+                        .str("SequenceNumber", seq)
+                        .str("ShardId", shard_id)
+                        .done()
+                }
                 Err(e) => {
                     failed += 1;
                     let e = self.ctx().map(e);
@@ -805,6 +842,62 @@ impl Service {
                 .str("EncryptionType", "NONE")
                 .done(),
         ))
+    }
+
+    /// Reads a well-formed JSON PutRecords request straight into records, skipping the generic
+    /// tree. Returns `None` (and the generic path runs, with its exact error messages) for
+    /// anything that is not plainly valid.
+    pub fn parse_put_records_fast(body: &[u8]) -> Option<(String, Vec<Record>)> {
+        #[derive(serde::Deserialize)]
+        struct Entry<'a> {
+            #[serde(rename = "Data", borrow)]
+            data: &'a str,
+            #[serde(rename = "PartitionKey", borrow)]
+            partition_key: &'a str,
+            #[serde(rename = "ExplicitHashKey", borrow, default)]
+            explicit_hash_key: Option<&'a str>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Request<'a> {
+            #[serde(rename = "Records", borrow)]
+            records: Vec<Entry<'a>>,
+            #[serde(rename = "StreamName", borrow, default)]
+            stream_name: Option<&'a str>,
+        }
+        let req: Request<'_> = serde_json::from_slice(body).ok()?;
+        let name = req
+            .stream_name
+            .filter(|n| validate::is_stream_name(n) && n.len() <= STREAM_NAME_CHARS_MAX)?;
+        if req.records.is_empty() || req.records.len() > PUT_RECORDS_COUNT_MAX {
+            return None;
+        }
+        let mut records = Vec::with_capacity(req.records.len());
+        let mut total = 0;
+        for e in &req.records {
+            let key_ok = !e.partition_key.is_empty()
+                && e.partition_key.chars().count() <= PARTITION_KEY_CHARS_MAX;
+            if !key_ok || !e.explicit_hash_key.is_none_or(validate::is_hash_key) {
+                return None;
+            }
+            let data = crate::value::decode_base64(e.data).ok()?;
+            if data.len() > RECORD_DATA_BYTES_MAX {
+                return None;
+            }
+            let explicit_hash_key = match e.explicit_hash_key {
+                Some(h) => Some(h.parse::<u128>().ok()?),
+                None => None,
+            };
+            total += data.len() + e.partition_key.len();
+            records.push(Record {
+                partition_key: e.partition_key.as_bytes().to_vec(),
+                explicit_hash_key,
+                data,
+            });
+        }
+        if total > PUT_RECORDS_BYTES_MAX {
+            return None;
+        }
+        Some((name.to_string(), records))
     }
 
     fn get_shard_iterator(&self, input: Input<'_>) -> Result<Reply, ApiError> {

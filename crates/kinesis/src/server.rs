@@ -116,6 +116,28 @@ async fn handle(
         }
         None => return xml(StatusCode::NOT_FOUND, "<UnknownOperationException/>\n"),
     };
+    // The hot path: a well-formed JSON PutRecords skips the generic request tree.
+    if op == Some("PutRecords") && format == Format::Json {
+        if let Some((stream, records)) = Service::parse_put_records_fast(&body) {
+            if let Err(e) = service.credentials.verify(
+                method.as_str(),
+                uri.path(),
+                uri.query(),
+                &headers,
+                &body,
+                service.streams.now_ms(),
+            ) {
+                return error_response(&e, format);
+            }
+            return match service.put_records_checked(&stream, records).await {
+                Ok(Reply::Empty) => respond(StatusCode::OK, format, Vec::new(), None),
+                Ok(Reply::Body(out)) => {
+                    respond(StatusCode::OK, format, codec::encode(&out, format), None)
+                }
+                Err(e) => error_response(&e, format),
+            };
+        }
+    }
     if body.is_empty() {
         let e = if op.is_some() {
             ApiError::serialization_bare()

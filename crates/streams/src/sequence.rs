@@ -39,16 +39,30 @@ impl SequenceNumber {
     }
 }
 
+/// Writes `n` as exactly `out.len()` decimal digits, zero-padded.
+fn digits(out: &mut [u8], mut n: u64) {
+    for b in out.iter_mut().rev() {
+        *b = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
+
+impl SequenceNumber {
+    /// The 56 ASCII digits, without the formatting machinery: this runs once per record on
+    /// the write path.
+    pub fn to_digits(&self) -> [u8; Self::DIGITS] {
+        let mut out = [0u8; Self::DIGITS];
+        out[..2].copy_from_slice(Self::PREFIX.as_bytes());
+        digits(&mut out[2..22], self.shard_epoch);
+        digits(&mut out[22..32], self.shard_index as u64);
+        digits(&mut out[32..56], self.offset);
+        out
+    }
+}
+
 impl fmt::Display for SequenceNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}{:020}{:010}{:024}",
-            Self::PREFIX,
-            self.shard_epoch,
-            self.shard_index,
-            self.offset
-        )
+        f.write_str(std::str::from_utf8(&self.to_digits()).expect("ASCII digits"))
     }
 }
 
@@ -68,6 +82,20 @@ mod tests {
         assert_eq!(sa.len(), 56);
         assert_eq!(SequenceNumber::parse(&sa), Some(a));
         assert!(sa < b.to_string());
+        assert_eq!(
+            sa,
+            format!(
+                "49{:020}{:010}{:024}",
+                a.shard_epoch, a.shard_index, a.offset
+            )
+        );
+        assert_eq!(
+            sa,
+            format!(
+                "49{:020}{:010}{:024}",
+                a.shard_epoch, a.shard_index, a.offset
+            )
+        );
         let nines = SequenceNumber {
             shard_epoch: u64::MAX,
             shard_index: u32::MAX,
