@@ -60,7 +60,13 @@ fn write_json(buf: &mut Vec<u8>, out: &Out) {
         Out::Null => buf.extend_from_slice(b"null"),
         Out::Bool(b) => buf.extend_from_slice(if *b { b"true" } else { b"false" }),
         Out::Int(i) => buf.extend_from_slice(i.to_string().as_bytes()),
-        Out::Str(s) => serde_json::to_writer(&mut *buf, s.as_str()).expect("writing to a Vec"),
+        Out::Str(s) => json_str(buf, s),
+        Out::Shared(s) => json_str(buf, s),
+        Out::Sequence(n) => {
+            buf.push(b'"');
+            buf.extend_from_slice(&n.to_digits());
+            buf.push(b'"');
+        }
         Out::Blob(b) => {
             buf.push(b'"');
             let start = buf.len();
@@ -103,6 +109,19 @@ fn write_json(buf: &mut Vec<u8>, out: &Out) {
     }
 }
 
+/// A JSON string; the common case, printable ASCII with nothing to escape, is copied as is.
+fn json_str(buf: &mut Vec<u8>, s: &str) {
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        buf.push(b'"');
+        buf.extend_from_slice(s.as_bytes());
+        buf.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *buf, s).expect("writing to a Vec");
+    }
+}
+
 fn cbor_head(buf: &mut Vec<u8>, major: u8, n: u64) {
     let m = major << 5;
     if n < 24 {
@@ -129,14 +148,22 @@ fn cbor_int(buf: &mut Vec<u8>, i: i64) {
     }
 }
 
+fn cbor_text(buf: &mut Vec<u8>, s: &str) {
+    cbor_head(buf, 3, s.len() as u64);
+    buf.extend_from_slice(s.as_bytes());
+}
+
 fn write_cbor(buf: &mut Vec<u8>, out: &Out) {
     match out {
         Out::Null => buf.push(0xf6),
         Out::Bool(b) => buf.push(if *b { 0xf5 } else { 0xf4 }),
         Out::Int(i) => cbor_int(buf, *i),
-        Out::Str(s) => {
-            cbor_head(buf, 3, s.len() as u64);
-            buf.extend_from_slice(s.as_bytes());
+        Out::Str(s) => cbor_text(buf, s),
+        Out::Shared(s) => cbor_text(buf, s),
+        Out::Sequence(n) => {
+            let digits = n.to_digits();
+            cbor_head(buf, 3, digits.len() as u64);
+            buf.extend_from_slice(&digits);
         }
         Out::Blob(b) => {
             cbor_head(buf, 2, b.len() as u64);
@@ -219,11 +246,12 @@ mod tests {
             .set("B", Out::Blob(b"Hello, World!".to_vec()))
             .set("T", Out::Timestamp(1_441_215_410_867))
             .str("Q", "a\"b")
+            .set("E", Out::Str("tab\there é".into()))
             .done();
         let s = String::from_utf8(encode(&out, Format::Json)).unwrap();
         assert_eq!(
             s,
-            r#"{"B":"SGVsbG8sIFdvcmxkIQ==","T":1441215410.867,"Q":"a\"b"}"#
+            r#"{"B":"SGVsbG8sIFdvcmxkIQ==","T":1441215410.867,"Q":"a\"b","E":"tab\there é"}"#
         );
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v["T"].as_f64().unwrap(), 1441215410.867);

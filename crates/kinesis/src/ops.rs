@@ -800,7 +800,7 @@ impl Service {
         let outcomes = self.put(name, records).await?;
         let mut failed = 0;
         // Shard ids repeat across the records: format each once.
-        let mut shard_ids: Vec<(ShardId, String)> = Vec::new();
+        let mut shard_ids: Vec<(ShardId, std::sync::Arc<str>)> = Vec::new();
         let out: Vec<Out> = outcomes
             .into_iter()
             .map(|o| match o {
@@ -808,15 +808,14 @@ impl Service {
                     let shard_id = match shard_ids.iter().find(|(id, _)| *id == r.shard_id) {
                         Some((_, s)) => s.clone(),
                         None => {
-                            shard_ids.push((r.shard_id, r.shard_id.to_string()));
-                            r.shard_id.to_string()
+                            let s: std::sync::Arc<str> = r.shard_id.to_string().into();
+                            shard_ids.push((r.shard_id, s.clone()));
+                            s
                         }
                     };
-                    let seq = String::from_utf8(r.sequence_number.to_digits().to_vec())
-                        .expect("ASCII digits");
                     Out::map()
-                        .str("SequenceNumber", seq)
-                        .str("ShardId", shard_id)
+                        .set("SequenceNumber", Out::Sequence(r.sequence_number))
+                        .set("ShardId", Out::Shared(shard_id))
                         .done()
                 }
                 Err(e) => {

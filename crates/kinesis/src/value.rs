@@ -374,6 +374,10 @@ pub enum Out {
     Bool(bool),
     Int(i64),
     Str(String),
+    /// A string shared by many members of one response (a shard id in PutRecords).
+    Shared(std::sync::Arc<str>),
+    /// A sequence number, written as its digits without an intermediate string.
+    Sequence(sluice_streams::SequenceNumber),
     Blob(Vec<u8>),
     /// Epoch milliseconds.
     Timestamp(i64),

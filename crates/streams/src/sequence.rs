@@ -39,11 +39,23 @@ impl SequenceNumber {
     }
 }
 
-/// Writes `n` as exactly `out.len()` decimal digits, zero-padded.
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Writes `n` as exactly `out.len()` decimal digits, zero-padded, two digits at a time.
 fn digits(out: &mut [u8], mut n: u64) {
-    for b in out.iter_mut().rev() {
-        *b = b'0' + (n % 10) as u8;
-        n /= 10;
+    let mut end = out.len();
+    while end >= 2 {
+        let pair = (n % 100) as usize * 2;
+        out[end - 2..end].copy_from_slice(&PAIRS[pair..pair + 2]);
+        n /= 100;
+        end -= 2;
+    }
+    if end == 1 {
+        out[0] = b'0' + (n % 10) as u8;
     }
 }
 
