@@ -80,6 +80,14 @@ fn error_response(e: &ApiError, format: Format) -> Response {
     )
 }
 
+fn reply_response(reply: Result<Reply, ApiError>, format: Format) -> Response {
+    match reply {
+        Ok(Reply::Empty) => respond(StatusCode::OK, format, Vec::new(), None),
+        Ok(Reply::Body(out)) => respond(StatusCode::OK, format, codec::encode(&out, format), None),
+        Err(e) => error_response(&e, format),
+    }
+}
+
 fn xml(status: StatusCode, body: &'static str) -> Response {
     (
         status,
@@ -116,26 +124,24 @@ async fn handle(
         }
         None => return xml(StatusCode::NOT_FOUND, "<UnknownOperationException/>\n"),
     };
+    let verify = || {
+        let now_ms = service.streams.now_ms();
+        service.credentials.verify(
+            method.as_str(),
+            uri.path(),
+            uri.query(),
+            &headers,
+            &body,
+            now_ms,
+        )
+    };
     // The hot path: a well-formed JSON PutRecords skips the generic request tree.
     if op == Some("PutRecords") && format == Format::Json {
         if let Some((stream, records)) = Service::parse_put_records_fast(&body) {
-            if let Err(e) = service.credentials.verify(
-                method.as_str(),
-                uri.path(),
-                uri.query(),
-                &headers,
-                &body,
-                service.streams.now_ms(),
-            ) {
+            if let Err(e) = verify() {
                 return error_response(&e, format);
             }
-            return match service.put_records_checked(&stream, records).await {
-                Ok(Reply::Empty) => respond(StatusCode::OK, format, Vec::new(), None),
-                Ok(Reply::Body(out)) => {
-                    respond(StatusCode::OK, format, codec::encode(&out, format), None)
-                }
-                Err(e) => error_response(&e, format),
-            };
+            return reply_response(service.put_records_checked(&stream, records).await, format);
         }
     }
     if body.is_empty() {
@@ -153,25 +159,14 @@ async fn handle(
     let Some(op) = op else {
         return error_response(&ApiError::unknown_operation(), format);
     };
-    if let Err(e) = service.credentials.verify(
-        method.as_str(),
-        uri.path(),
-        uri.query(),
-        &headers,
-        &body,
-        service.streams.now_ms(),
-    ) {
+    if let Err(e) = verify() {
         return error_response(&e, format);
     }
     let input = match Input::root(&value, format) {
         Ok(i) => i,
         Err(e) => return error_response(&e, format),
     };
-    match service.call(op, input).await {
-        Ok(Reply::Empty) => respond(StatusCode::OK, format, Vec::new(), None),
-        Ok(Reply::Body(out)) => respond(StatusCode::OK, format, codec::encode(&out, format), None),
-        Err(e) => error_response(&e, format),
-    }
+    reply_response(service.call(op, input).await, format)
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes in-flight requests.

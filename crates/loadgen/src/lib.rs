@@ -96,6 +96,43 @@ fn latency(h: &Histogram<u64>) -> Latency {
     }
 }
 
+/// What differs between the modes' reports.
+struct Shape {
+    shards: usize,
+    record_bytes: usize,
+    batch: usize,
+    concurrency: usize,
+    bytes: u64,
+}
+
+fn report(
+    o: &Options,
+    shape: Shape,
+    start: Instant,
+    totals: &Totals,
+    hist: &Histogram<u64>,
+) -> Report {
+    let elapsed = start.elapsed().as_secs_f64();
+    let records = totals.records.load(Ordering::Relaxed);
+    Report {
+        mode: o.mode,
+        stream: o.stream.clone(),
+        shards: shape.shards,
+        record_bytes: shape.record_bytes,
+        batch: shape.batch,
+        concurrency: shape.concurrency,
+        elapsed_s: elapsed,
+        records,
+        bytes: shape.bytes,
+        records_per_s: records as f64 / elapsed,
+        mb_per_s: shape.bytes as f64 / elapsed / 1e6,
+        requests: totals.requests.load(Ordering::Relaxed),
+        errors: totals.errors.load(Ordering::Relaxed),
+        throttled_records: totals.throttled.load(Ordering::Relaxed),
+        latency: latency(hist),
+    }
+}
+
 /// Makes sure the stream exists and is ACTIVE; returns its shard ids.
 async fn prepare(client: &Client, o: &Options) -> Result<Vec<String>, LoadError> {
     match client
@@ -235,26 +272,16 @@ async fn put(client: Client, o: Options, shard_count: usize) -> Result<Report, L
     for t in tasks {
         let _ = t.await;
     }
-    let elapsed = start.elapsed().as_secs_f64();
     let records = totals.records.load(Ordering::Relaxed);
-    let h = hist.lock().unwrap();
-    Ok(Report {
-        mode: o.mode,
-        stream: o.stream.clone(),
+    let shape = Shape {
         shards: shard_count,
         record_bytes: o.record_bytes,
         batch: o.batch,
         concurrency: o.concurrency,
-        elapsed_s: elapsed,
-        records,
         bytes: records * o.record_bytes as u64,
-        records_per_s: records as f64 / elapsed,
-        mb_per_s: (records * o.record_bytes as u64) as f64 / elapsed / 1e6,
-        requests: totals.requests.load(Ordering::Relaxed),
-        errors: totals.errors.load(Ordering::Relaxed),
-        throttled_records: totals.throttled.load(Ordering::Relaxed),
-        latency: latency(&h),
-    })
+    };
+    let report = report(&o, shape, start, &totals, &hist.lock().unwrap());
+    Ok(report)
 }
 
 /// `FailedRecordCount` of a PutRecords answer, without parsing the whole body.
@@ -361,26 +388,17 @@ async fn e2e(client: Client, o: Options, shards: Vec<String>) -> Result<Report, 
     for r in readers {
         let _ = r.await;
     }
-    let elapsed = start.elapsed().as_secs_f64();
     let records = totals.records.load(Ordering::Relaxed);
-    let h = hist.lock().unwrap();
-    Ok(Report {
-        mode: o.mode,
-        stream: o.stream.clone(),
+    let record_bytes = o.record_bytes.max(8);
+    let shape = Shape {
         shards: shards.len(),
-        record_bytes: o.record_bytes.max(8),
+        record_bytes,
         batch: 1,
         concurrency: 1,
-        elapsed_s: elapsed,
-        records,
-        bytes: records * o.record_bytes.max(8) as u64,
-        records_per_s: records as f64 / elapsed,
-        mb_per_s: (records * o.record_bytes.max(8) as u64) as f64 / elapsed / 1e6,
-        requests: totals.requests.load(Ordering::Relaxed),
-        errors: totals.errors.load(Ordering::Relaxed),
-        throttled_records: 0,
-        latency: latency(&h),
-    })
+        bytes: records * record_bytes as u64,
+    };
+    let report = report(&o, shape, start, &totals, &hist.lock().unwrap());
+    Ok(report)
 }
 
 async fn read(client: Client, o: Options, shards: Vec<String>) -> Result<Report, LoadError> {
@@ -432,7 +450,11 @@ async fn read(client: Client, o: Options, shards: Vec<String>) -> Result<Report,
                     .as_array()
                     .unwrap()
                     .iter()
-                    .map(|r| r["Data"].as_str().map_or(0, |d| d.len() / 4 * 3))
+                    .map(|r| {
+                        r["Data"].as_str().map_or(0, |d| {
+                            d.len() / 4 * 3 - d.bytes().rev().take_while(|&b| b == b'=').count()
+                        })
+                    })
                     .sum();
                 bytes.fetch_add(b as u64, Ordering::Relaxed);
                 match v["NextShardIterator"].as_str() {
@@ -446,27 +468,17 @@ async fn read(client: Client, o: Options, shards: Vec<String>) -> Result<Report,
     for t in tasks {
         let _ = t.await;
     }
-    let elapsed = start.elapsed().as_secs_f64();
     let records = totals.records.load(Ordering::Relaxed);
     let b = bytes.load(Ordering::Relaxed);
-    let h = hist.lock().unwrap();
-    Ok(Report {
-        mode: o.mode,
-        stream: o.stream.clone(),
+    let shape = Shape {
         shards: shards.len(),
         record_bytes: b.checked_div(records).unwrap_or(0) as usize,
         batch: 0,
         concurrency: shards.len(),
-        elapsed_s: elapsed,
-        records,
         bytes: b,
-        records_per_s: records as f64 / elapsed,
-        mb_per_s: b as f64 / elapsed / 1e6,
-        requests: totals.requests.load(Ordering::Relaxed),
-        errors: totals.errors.load(Ordering::Relaxed),
-        throttled_records: 0,
-        latency: latency(&h),
-    })
+    };
+    let report = report(&o, shape, start, &totals, &hist.lock().unwrap());
+    Ok(report)
 }
 
 #[cfg(test)]

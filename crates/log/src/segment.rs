@@ -111,7 +111,18 @@ impl Segment {
             .map_err(|e| LogError::io(&path, e))?;
         file.sync_all().map_err(|e| LogError::io(&path, e))?;
         fsync_dir(dir)?;
-        Ok(Segment {
+        Ok(Segment::empty(base_offset, created_ms, path, file, false))
+    }
+
+    /// A segment holding no records yet, behind its header.
+    fn empty(
+        base_offset: u64,
+        created_ms: i64,
+        path: PathBuf,
+        file: File,
+        sealed: bool,
+    ) -> Segment {
+        Segment {
             base_offset,
             created_ms,
             path,
@@ -122,8 +133,8 @@ impl Segment {
             last_arrival_ms: None,
             index: Vec::new(),
             bytes_since_index: 0,
-            sealed: false,
-        })
+            sealed,
+        }
     }
 
     /// Opens a segment. A sealed one with a valid index file is trusted as the index says; any
@@ -143,19 +154,7 @@ impl Segment {
         let mut header = [0u8; SEGMENT_HEADER_BYTES as usize];
         let header_len = read_up_to(&file, &mut header, 0).map_err(|e| LogError::io(path, e))?;
         let (base_offset, created_ms) = decode_header(&header[..header_len], path)?;
-        let mut segment = Segment {
-            base_offset,
-            created_ms,
-            path: path.to_path_buf(),
-            file: Arc::new(file),
-            next_offset: base_offset,
-            end_position: SEGMENT_HEADER_BYTES,
-            first_arrival_ms: None,
-            last_arrival_ms: None,
-            index: Vec::new(),
-            bytes_since_index: 0,
-            sealed,
-        };
+        let mut segment = Segment::empty(base_offset, created_ms, path.to_path_buf(), file, sealed);
         if sealed {
             if let Some(idx) = load_index(path) {
                 let file_len = segment
