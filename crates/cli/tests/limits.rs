@@ -316,15 +316,33 @@ async fn limits_at_and_past_the_edge() {
 
 #[tokio::test]
 async fn request_body_limit_is_413() {
+    use std::io::{Read, Write};
     let s = common::Server::start();
+    let addr = s.endpoint.trim_start_matches("http://").to_string();
+    // A body announced over the limit is refused before it is sent...
+    let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        tcp,
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-amz-json-1.1\r\nX-Amz-Target: Kinesis_20131202.PutRecord\r\nContent-Length: {}\r\n\r\n{{",
+        REQUEST_BODY_BYTES_MAX + 1
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    tcp.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 413");
+    // ...and one at the limit is read and answered (here: it is not valid JSON).
     let c = Client::new(&s.endpoint, "us-east-1", None).unwrap();
-    let body = format!(
-        "{{\"StreamName\":\"x\",\"PartitionKey\":\"k\",\"Data\":\"{}\"}}",
-        b64(REQUEST_BODY_BYTES_MAX)
-    );
-    match c.call_raw("PutRecord", body.into_bytes()).await {
-        Err(sluice_client::ClientError::Api { status, .. }) => assert_eq!(status, 413),
-        other => panic!("expected 413, got {other:?}"),
+    let body = vec![b' '; REQUEST_BODY_BYTES_MAX];
+    match c.call_raw("PutRecord", body).await {
+        Err(sluice_client::ClientError::Api {
+            status, type_name, ..
+        }) => assert_eq!(
+            (status, type_name.as_str()),
+            (400, "SerializationException")
+        ),
+        other => panic!("expected SerializationException, got {other:?}"),
     }
     // The server keeps serving.
     ok(&c, "ListStreams", json!({})).await;

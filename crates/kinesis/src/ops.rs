@@ -748,22 +748,7 @@ impl Service {
                     .join(", ")
                 )
             };
-            if list.is_empty() {
-                v.fail(
-                    Some(&shown()),
-                    "records",
-                    "Member must have length greater than or equal to 1",
-                );
-            }
-            if list.len() > PUT_RECORDS_COUNT_MAX {
-                v.fail(
-                    Some(&shown()),
-                    "records",
-                    &format!(
-                        "Member must have length less than or equal to {PUT_RECORDS_COUNT_MAX}"
-                    ),
-                );
-            }
+            v.count(list.len(), "records", 1, PUT_RECORDS_COUNT_MAX, shown);
         }
         let mut records = Vec::with_capacity(list.map_or(0, |l| l.len()));
         if let Some(list) = list.filter(|l| l.len() <= PUT_RECORDS_COUNT_MAX) {
@@ -1148,22 +1133,9 @@ impl Service {
         };
         if input.has("TagKeys") {
             let shown = format!("[{}]", keys.join(", "));
-            if keys.is_empty() {
-                v.fail(
-                    Some(&shown),
-                    "tagKeys",
-                    "Member must have length greater than or equal to 1",
-                );
-            }
-            if keys.len() > TAG_KEYS_PER_REMOVE_MAX {
-                v.fail(
-                    Some(&shown),
-                    "tagKeys",
-                    &format!(
-                        "Member must have length less than or equal to {TAG_KEYS_PER_REMOVE_MAX}"
-                    ),
-                );
-            }
+            v.count(keys.len(), "tagKeys", 1, TAG_KEYS_PER_REMOVE_MAX, || {
+                shown.clone()
+            });
             if keys
                 .iter()
                 .any(|k| k.is_empty() || k.chars().count() > TAG_KEY_CHARS_MAX)
@@ -1247,20 +1219,7 @@ fn check_tags(v: &mut Validator, tags: &[(String, String)], path: &str) {
                 .join(", ")
         )
     };
-    if tags.is_empty() {
-        v.fail(
-            Some(&shown()),
-            path,
-            "Member must have length greater than or equal to 1",
-        );
-    }
-    if tags.len() > TAGS_PER_CALL_MAX {
-        v.fail(
-            Some(&shown()),
-            path,
-            &format!("Member must have length less than or equal to {TAGS_PER_CALL_MAX}"),
-        );
-    }
+    v.count(tags.len(), path, 1, TAGS_PER_CALL_MAX, shown);
     if tags
         .iter()
         .any(|(k, _)| k.is_empty() || k.chars().count() > TAG_KEY_CHARS_MAX)

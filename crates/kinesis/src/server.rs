@@ -25,7 +25,22 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/health", get(|| async { "ok\n" }))
         .fallback(handle)
         .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn(refuse_oversized))
         .with_state(service)
+}
+
+/// A request that announces a body over the limit is answered 413 at once, without reading it
+/// (the body limit alone would first read up to the limit, then refuse).
+async fn refuse_oversized(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let announced = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > REQUEST_BODY_BYTES_MAX as u64) {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    }
+    next.run(req).await
 }
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -97,6 +97,31 @@ impl Validator {
         }
     }
 
+    /// Element count of a list or map member; `shown` renders the value only on failure.
+    pub fn count(
+        &mut self,
+        len: usize,
+        path: &str,
+        min: usize,
+        max: usize,
+        shown: impl Fn() -> String,
+    ) {
+        if len < min {
+            self.fail(
+                Some(&shown()),
+                path,
+                &format!("Member must have length greater than or equal to {min}"),
+            );
+        }
+        if len > max {
+            self.fail(
+                Some(&shown()),
+                path,
+                &format!("Member must have length less than or equal to {max}"),
+            );
+        }
+    }
+
     pub fn one_of(&mut self, v: Option<&str>, path: &str, allowed: &[&str]) {
         if let Some(s) = v {
             if !allowed.contains(&s) {
