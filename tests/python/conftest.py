@@ -378,7 +378,7 @@ def _binary() -> Path:
     return Path(env) if env else REPO / "target" / "debug" / "sluice"
 
 
-def _start_server(data_dir: Path, log_dir: Path) -> Server:
+def _start_server(data_dir: Path, log_dir: Path, extra_env: dict | None = None) -> Server:
     binary = _binary()
     if not binary.exists():
         pytest.fail(f"sluice binary not found at {binary} (build it, or set SLUICE_BIN)", pytrace=False)
@@ -386,7 +386,9 @@ def _start_server(data_dir: Path, log_dir: Path) -> Server:
     stderr_f = open(stderr_path, "wb")
     # The server reads SLUICE_* settings (account id, access keys, shard limit, ...) from its
     # environment; the tests rely on the defaults, so none of the caller's reach it.
+    # extra_env adds settings a test needs on purpose (access keys, for the auth tests).
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+    env.update(extra_env or {})
     env.setdefault("RUST_BACKTRACE", "1")
     proc = subprocess.Popen(
         [str(binary), "serve", "--data-dir", str(data_dir), "--listen", "127.0.0.1:0"],

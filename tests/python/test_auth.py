@@ -8,14 +8,10 @@ runs when SLUICE_ENDPOINT points the rest of the suite at an external server.
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import http.client
 import json
 import os
-import queue
-import subprocess
-import threading
 import time
 import urllib.parse
 import uuid
@@ -31,15 +27,12 @@ from botocore.exceptions import ClientError
 
 from conftest import (
     JSON_CT,
-    READY_RE,
     REGION,
-    START_TIMEOUT_S,
     TARGET_PREFIX,
     AwsCli,
     RawHttp,
     RawResponse,
     Server,
-    _binary,
     _start_server,
     _stop,
     assert_client_error,
@@ -65,47 +58,8 @@ MSG_BOTH = "Found both 'X-Amz-Algorithm' as a query-string param and 'Authorizat
 # --------------------------------------------------------------------------------------
 
 def _start_keyed_server(data_dir, log_dir, key_id: str, secret: str) -> Server:
-    """Like conftest._start_server, but with an access key configured in the server's env."""
-    binary = _binary()
-    if not binary.exists():
-        pytest.fail(f"sluice binary not found at {binary} (build it, or set SLUICE_BIN)", pytrace=False)
-    stderr_path = log_dir / "sluice.stderr"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
-    env["SLUICE_ACCESS_KEY_ID"] = key_id
-    env["SLUICE_SECRET_ACCESS_KEY"] = secret
-    env.setdefault("RUST_BACKTRACE", "1")
-    with open(stderr_path, "wb") as stderr_f:
-        proc = subprocess.Popen(
-            [str(binary), "serve", "--data-dir", str(data_dir), "--listen", "127.0.0.1:0"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr_f, env=env,
-            cwd=str(log_dir),
-        )
-    tail: collections.deque = collections.deque(maxlen=200)
-    lines: queue.Queue = queue.Queue()
-
-    def pump():
-        for raw in iter(proc.stdout.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            tail.append(line)
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, name="sluice-auth-stdout", daemon=True).start()
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        remaining = deadline - time.monotonic()
-        try:
-            line = lines.get(timeout=remaining) if remaining > 0 else None
-        except queue.Empty:
-            line = None
-        if line is None:
-            _stop(proc)
-            err = stderr_path.read_text(errors="replace")[-4000:]
-            pytest.fail(f"keyed sluice server did not get ready (rc={proc.returncode})\nstdout:\n"
-                        + "\n".join(tail) + f"\nstderr:\n{err}", pytrace=False)
-        m = READY_RE.search(line)
-        if m:
-            return Server(m.group(1), proc, data_dir, tail, stderr_path)
+    """A server with an access key configured: every request must be signed by it."""
+    return _start_server(data_dir, log_dir, {"SLUICE_ACCESS_KEY_ID": key_id, "SLUICE_SECRET_ACCESS_KEY": secret})
 
 
 @pytest.fixture(scope="module")

@@ -255,12 +255,16 @@ async fn put_routes_by_md5_and_reads_back_with_every_iterator_type() {
         in_shard0.len() >= 3,
         "40 keys over 4 shards put several in shard 0"
     );
-    let it = c
-        .get_shard_iterator()
-        .stream_name("route")
-        .shard_id(shard0)
-        .shard_iterator_type(ShardIteratorType::TrimHorizon)
-        .send()
+    let iterator = |kind: ShardIteratorType, seq: Option<&str>, ts: Option<DateTime>| {
+        c.get_shard_iterator()
+            .stream_name("route")
+            .shard_id(shard0)
+            .shard_iterator_type(kind)
+            .set_starting_sequence_number(seq.map(str::to_string))
+            .set_timestamp(ts)
+            .send()
+    };
+    let it = iterator(ShardIteratorType::TrimHorizon, None, None)
         .await
         .unwrap();
     let all = read_all(it.shard_iterator().unwrap().to_string()).await;
@@ -270,35 +274,17 @@ async fn put_routes_by_md5_and_reads_back_with_every_iterator_type() {
         "shard 0 holds its keys plus the explicit-hash 'low' record"
     );
     let seq2 = &in_shard0[1].2;
-    let at = c
-        .get_shard_iterator()
-        .stream_name("route")
-        .shard_id(shard0)
-        .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-        .starting_sequence_number(seq2)
-        .send()
+    let at = iterator(ShardIteratorType::AtSequenceNumber, Some(seq2), None)
         .await
         .unwrap();
     let from_at = read_all(at.shard_iterator().unwrap().to_string()).await;
     assert_eq!(&from_at[0].0, seq2);
-    let after = c
-        .get_shard_iterator()
-        .stream_name("route")
-        .shard_id(shard0)
-        .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-        .starting_sequence_number(seq2)
-        .send()
+    let after = iterator(ShardIteratorType::AfterSequenceNumber, Some(seq2), None)
         .await
         .unwrap();
     let from_after = read_all(after.shard_iterator().unwrap().to_string()).await;
     assert_eq!(from_after.len(), from_at.len() - 1);
-    let ts = c
-        .get_shard_iterator()
-        .stream_name("route")
-        .shard_id(shard0)
-        .shard_iterator_type(ShardIteratorType::AtTimestamp)
-        .timestamp(t0)
-        .send()
+    let ts = iterator(ShardIteratorType::AtTimestamp, None, Some(t0))
         .await
         .unwrap();
     assert_eq!(
@@ -307,12 +293,7 @@ async fn put_routes_by_md5_and_reads_back_with_every_iterator_type() {
             .len(),
         all.len()
     );
-    let latest = c
-        .get_shard_iterator()
-        .stream_name("route")
-        .shard_id(shard0)
-        .shard_iterator_type(ShardIteratorType::Latest)
-        .send()
+    let latest = iterator(ShardIteratorType::Latest, None, None)
         .await
         .unwrap();
     let latest_it = latest.shard_iterator().unwrap().to_string();

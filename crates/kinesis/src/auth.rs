@@ -5,7 +5,7 @@
 //! The canonical request is assembled here; the key derivation and HMAC come from `aws-sigv4`.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use http::{HeaderMap, StatusCode};
 use sha2::{Digest, Sha256};
@@ -419,14 +419,6 @@ fn format_amz_date(ms: i64) -> String {
         "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
         c.year, c.month, c.day, c.hour, c.minute, c.second
     )
-}
-
-/// The current time in milliseconds, for callers without a clock of their own.
-pub fn system_now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -156,6 +156,11 @@ impl Ctx<'_> {
             StreamsError::TooManyTags { stream, limit, .. } => ApiError::invalid_argument(format!(
                 "Failed to add tags to stream {stream} under account {account} because a given stream cannot have more than {limit} tags associated with it."
             )),
+            StreamsError::RecordTooLarge { data_bytes, limit_kib } => ApiError::validation(format!(
+                "1 validation error detected: Value '{}' at 'data' failed to satisfy constraint: Member must have length less than or equal to {} (the stream's MaxRecordSizeInKiB is {limit_kib}; the limit counts partition key and data)",
+                crate::validate::show_blob(data_bytes),
+                limit_kib as usize * 1024
+            )),
             StreamsError::Busy => ApiError::throughput_exceeded("Rate exceeded for shard: the server's write queue for it is full."),
             StreamsError::Log(e) => {
                 tracing::error!(error = %e, "storage error");

@@ -14,7 +14,7 @@ use crate::auth::Credentials;
 use crate::error::{ApiError, Ctx};
 use crate::iterator::{java_date, PageToken, ShardIterator};
 use crate::limits::*;
-use crate::validate::{self, show_blob, Validator};
+use crate::validate::{self, Validator};
 use crate::value::{Input, Out};
 
 /// Every operation of the Kinesis API model; those sluice does not have answer with
@@ -131,13 +131,7 @@ impl Service {
         if required && name.is_none() && arn.is_none() {
             v.required(None::<&str>, "streamName");
         }
-        v.pattern(
-            name,
-            "streamName",
-            "[a-zA-Z0-9_.-]+",
-            validate::is_stream_name,
-        );
-        v.str_len(name, "streamName", 1, STREAM_NAME_CHARS_MAX);
+        v.name(name, "streamName", STREAM_NAME_CHARS_MAX);
         v.pattern(
             arn,
             "streamARN",
@@ -181,13 +175,7 @@ impl Service {
         v.range(shard_count, "shardCount", Some(1), None);
         let name = input.str("StreamName")?;
         v.required(name, "streamName");
-        v.pattern(
-            name,
-            "streamName",
-            "[a-zA-Z0-9_.-]+",
-            validate::is_stream_name,
-        );
-        v.str_len(name, "streamName", 1, STREAM_NAME_CHARS_MAX);
+        v.name(name, "streamName", STREAM_NAME_CHARS_MAX);
         if let Some(m) = mode {
             v.required(m, "streamModeDetails.streamMode");
             v.one_of(
@@ -302,13 +290,7 @@ impl Service {
         let limit = input.int("Limit")?;
         let start = input.str("ExclusiveStartShardId")?;
         v.range(limit, "limit", Some(1), Some(DESCRIBE_STREAM_LIMIT_MAX));
-        v.pattern(
-            start,
-            "exclusiveStartShardId",
-            "[a-zA-Z0-9_.-]+",
-            validate::is_stream_name,
-        );
-        v.str_len(start, "exclusiveStartShardId", 1, SHARD_ID_CHARS_MAX);
+        v.name(start, "exclusiveStartShardId", SHARD_ID_CHARS_MAX);
         let name = self.require_stream(input, &mut v)?;
         v.finish()?;
         let view = self
@@ -402,13 +384,7 @@ impl Service {
         let start = input.str("ExclusiveStartStreamName")?;
         let token = input.str("NextToken")?;
         v.range(limit, "limit", Some(1), Some(LIST_STREAMS_LIMIT_MAX));
-        v.pattern(
-            start,
-            "exclusiveStartStreamName",
-            "[a-zA-Z0-9_.-]+",
-            validate::is_stream_name,
-        );
-        v.str_len(start, "exclusiveStartStreamName", 1, STREAM_NAME_CHARS_MAX);
+        v.name(start, "exclusiveStartStreamName", STREAM_NAME_CHARS_MAX);
         v.str_len(token, "nextToken", 1, 1_048_576);
         v.finish()?;
         let after = match token {
@@ -486,13 +462,7 @@ impl Service {
             Some(1),
             Some(LIST_SHARDS_MAX_RESULTS_MAX),
         );
-        v.pattern(
-            start,
-            "exclusiveStartShardId",
-            "[a-zA-Z0-9_.-]+",
-            validate::is_stream_name,
-        );
-        v.str_len(start, "exclusiveStartShardId", 1, SHARD_ID_CHARS_MAX);
+        v.name(start, "exclusiveStartShardId", SHARD_ID_CHARS_MAX);
         let name = self.stream_member(&mut v, input, false)?;
         v.str_len(token, "nextToken", 1, 1_048_576);
         if filter.is_some() {
@@ -684,27 +654,6 @@ impl Service {
         rx.await.map_err(|_| ApiError::internal())
     }
 
-    fn check_record_sizes(&self, stream: &str, records: &[Record]) -> Result<(), ApiError> {
-        let limit_kib = self
-            .streams
-            .max_record_size_kib(stream)
-            .map_err(|e| match e {
-                StreamsError::StreamNotActive { name, .. } => self.ctx().stream_not_found(&name),
-                e => self.ctx().map(e),
-            })?;
-        let limit = limit_kib as usize * 1024;
-        for r in records {
-            let size = r.data.len() + r.partition_key.len();
-            if size > limit {
-                return Err(ApiError::validation(format!(
-                    "1 validation error detected: Value '{}' at 'data' failed to satisfy constraint: Member must have length less than or equal to {limit} (the stream's MaxRecordSizeInKiB is {limit_kib}; the limit counts partition key and data)",
-                    show_blob(r.data.len())
-                )));
-            }
-        }
-        Ok(())
-    }
-
     async fn put_record(&self, input: Input<'_>) -> Result<Reply, ApiError> {
         let mut v = Validator::new();
         let ordering = input.str("SequenceNumberForOrdering")?;
@@ -718,7 +667,6 @@ impl Service {
         let name = self.require_stream(input, &mut v)?;
         v.finish()?;
         let record = record.expect("validated above");
-        self.check_record_sizes(&name, std::slice::from_ref(&record))?;
         let mut outcomes = self.put(&name, vec![record]).await?;
         let r = outcomes
             .pop()
@@ -781,7 +729,6 @@ impl Service {
         name: &str,
         records: Vec<Record>,
     ) -> Result<Reply, ApiError> {
-        self.check_record_sizes(name, &records)?;
         let outcomes = self.put(name, records).await?;
         let mut failed = 0;
         // Shard ids repeat across the records: format each once.
@@ -891,13 +838,7 @@ impl Service {
         let seq = input.str("StartingSequenceNumber")?;
         let ts = input.timestamp_ms("Timestamp")?;
         v.required(shard, "shardId");
-        v.pattern(
-            shard,
-            "shardId",
-            "[a-zA-Z0-9_.-]+",
-            validate::is_stream_name,
-        );
-        v.str_len(shard, "shardId", 1, SHARD_ID_CHARS_MAX);
+        v.name(shard, "shardId", SHARD_ID_CHARS_MAX);
         v.required(kind, "shardIteratorType");
         v.one_of(
             kind,

@@ -122,6 +122,12 @@ impl Validator {
         }
     }
 
+    /// A name member (stream, shard): `[a-zA-Z0-9_.-]+`, 1 to `max` characters.
+    pub fn name(&mut self, v: Option<&str>, path: &str, max: usize) {
+        self.pattern(v, path, "[a-zA-Z0-9_.-]+", is_stream_name);
+        self.str_len(v, path, 1, max);
+    }
+
     pub fn one_of(&mut self, v: Option<&str>, path: &str, allowed: &[&str]) {
         if let Some(s) = v {
             if !allowed.contains(&s) {
@@ -147,10 +153,6 @@ impl Validator {
                 );
             }
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.errors.is_empty()
     }
 
     pub fn finish(self) -> Result<(), ApiError> {

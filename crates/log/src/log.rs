@@ -88,7 +88,7 @@ impl std::fmt::Debug for Log {
 impl Log {
     /// Opens (creating if needed) the log in `dir`, recovering it: sealed segments are checked
     /// against their index files, the active segment is scanned, and a torn or corrupt tail is cut.
-    /// `first_offset` is the offset of the first record of a brand-new log.
+    /// A brand-new log starts at offset 0.
     pub fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Result<Log, LogError> {
         assert!(config.segment_bytes_max > segment::SEGMENT_HEADER_BYTES);
         assert!(config.append_queue_depth_max > 0 && config.commit_bytes_max > 0);
@@ -314,7 +314,7 @@ impl Log {
         };
         let mut batch = ReadBatch {
             records: Vec::new(),
-            next_offset: start.min(end_offset).max(start),
+            next_offset: start,
             end_offset,
             last_arrival_ms,
         };

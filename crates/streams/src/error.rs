@@ -43,6 +43,8 @@ pub enum StreamsError {
         count: usize,
         limit: usize,
     },
+    #[error("a record of {data_bytes} data bytes exceeds the stream's maximum record size of {limit_kib} KiB")]
+    RecordTooLarge { data_bytes: usize, limit_kib: u32 },
     #[error("the shard's writer queue is full")]
     Busy,
     #[error("storage: {0}")]

@@ -565,18 +565,9 @@ impl Streams {
         Ok(())
     }
 
-    /// The largest record (partition key + data) the stream accepts, in KiB.
-    pub fn max_record_size_kib(&self, name: &str) -> Result<u32, StreamsError> {
-        Ok(self
-            .get_serving(name)?
-            .meta
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .max_record_size_kib)
-    }
-
-    /// Routes each record to its shard and appends it. Stream-level problems are returned at
-    /// once; otherwise `done` is called once, with one outcome per record, in request order,
+    /// Routes each record to its shard and appends it. Stream-level problems, and a record
+    /// larger than the stream's maximum record size (partition key + data), are returned at
+    /// once, before anything is written; otherwise `done` is called once, with one outcome per record, in request order,
     /// when every shard involved has made its records durable.
     pub fn put(
         &self,
@@ -585,6 +576,20 @@ impl Streams {
         done: Box<dyn FnOnce(Vec<PutOutcome>) + Send>,
     ) -> Result<(), StreamsError> {
         let stream = self.get_serving(name)?;
+        let limit_kib = stream
+            .meta
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .max_record_size_kib;
+        if let Some(r) = records
+            .iter()
+            .find(|r| r.data.len() + r.partition_key.len() > limit_kib as usize * 1024)
+        {
+            return Err(StreamsError::RecordTooLarge {
+                data_bytes: r.data.len(),
+                limit_kib,
+            });
+        }
         let count = records.len();
         if count == 0 {
             done(Vec::new());
