@@ -20,6 +20,9 @@ pub struct Config {
     pub region: String,
     pub storage: StorageConfig,
     pub streams: StreamsSection,
+    pub throughput: ThroughputSection,
+    pub on_demand: OnDemandSection,
+    pub tls: Option<TlsSection>,
     /// With any key listed, every request must carry a valid SigV4 signature by one of them.
     pub access_keys: Vec<AccessKey>,
 }
@@ -44,8 +47,71 @@ pub struct StreamsSection {
     pub on_demand_stream_limit: u32,
     pub create_delay_ms: i64,
     pub delete_delay_ms: i64,
-    /// How often retention and state transitions run.
+    /// How long a stream stays UPDATING after a reshard or mode change.
+    pub update_delay_ms: i64,
+    /// How long a registered consumer stays CREATING (and a deregistered one DELETING).
+    pub consumer_delay_ms: i64,
+    /// How often retention, state transitions and on-demand scaling run.
     pub maintenance_interval_ms: u64,
+}
+
+/// AWS's per-shard quotas; see `sluice.example.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThroughputSection {
+    pub enforce: bool,
+    pub write_bytes_per_sec: u64,
+    pub write_records_per_sec: u64,
+    pub read_calls_per_sec: u64,
+    pub read_bytes_per_sec: u64,
+}
+
+/// The ON_DEMAND scaler; see `sluice.example.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnDemandSection {
+    pub split_load: f64,
+    pub split_after_ms: i64,
+    pub merge_load: f64,
+    pub merge_after_ms: i64,
+    pub min_shards: u32,
+}
+
+/// A second, TLS listener (HTTP/1.1 and HTTP/2 by ALPN).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    pub listen: SocketAddr,
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+}
+
+impl Default for ThroughputSection {
+    fn default() -> Self {
+        let t = sluice_streams::ThroughputConfig::default();
+        ThroughputSection {
+            enforce: t.enforce,
+            write_bytes_per_sec: t.write_bytes_per_sec,
+            write_records_per_sec: t.write_records_per_sec,
+            read_calls_per_sec: t.read_calls_per_sec,
+            read_bytes_per_sec: t.read_bytes_per_sec,
+        }
+    }
+}
+
+impl Default for OnDemandSection {
+    fn default() -> Self {
+        let o = sluice_streams::OnDemandScaling::default();
+        OnDemandSection {
+            split_load: o.split_load,
+            split_after_ms: o.split_after_ms,
+            merge_load: o.merge_load,
+            merge_after_ms: o.merge_after_ms,
+            min_shards: o.min_shards,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -64,6 +130,9 @@ impl Default for Config {
             region: "us-east-1".into(),
             storage: StorageConfig::default(),
             streams: StreamsSection::default(),
+            throughput: ThroughputSection::default(),
+            on_demand: OnDemandSection::default(),
+            tls: None,
             access_keys: Vec::new(),
         }
     }
@@ -90,6 +159,8 @@ impl Default for StreamsSection {
             on_demand_stream_limit: 50,
             create_delay_ms: 0,
             delete_delay_ms: 0,
+            update_delay_ms: 0,
+            consumer_delay_ms: 0,
             maintenance_interval_ms: 1000,
         }
     }
@@ -110,7 +181,11 @@ impl Config {
     }
 
     /// `SLUICE_LISTEN`, `SLUICE_DATA_DIR`, `SLUICE_ACCOUNT_ID`, `SLUICE_REGION`, `SLUICE_SYNC`,
-    /// `SLUICE_SHARD_LIMIT`, `SLUICE_ACCESS_KEY_ID` + `SLUICE_SECRET_ACCESS_KEY`.
+    /// `SLUICE_SHARD_LIMIT`, `SLUICE_ENFORCE_THROUGHPUT`, `SLUICE_UPDATE_DELAY_MS`,
+    /// `SLUICE_CONSUMER_DELAY_MS`, `SLUICE_MAINTENANCE_INTERVAL_MS`,
+    /// `SLUICE_ON_DEMAND_SPLIT_AFTER_MS`, `SLUICE_ON_DEMAND_MERGE_AFTER_MS`,
+    /// `SLUICE_TLS_LISTEN` + `SLUICE_TLS_CERT_FILE` + `SLUICE_TLS_KEY_FILE`,
+    /// `SLUICE_ACCESS_KEY_ID` + `SLUICE_SECRET_ACCESS_KEY`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
         if let Some(v) = get("SLUICE_LISTEN") {
             self.listen = v.parse().with_context(|| format!("SLUICE_LISTEN={v}"))?;
@@ -132,6 +207,41 @@ impl Config {
                 .parse()
                 .with_context(|| format!("SLUICE_SHARD_LIMIT={v}"))?;
         }
+        fn parse<T: std::str::FromStr>(key: &str, v: String) -> anyhow::Result<T>
+        where
+            T::Err: std::error::Error + Send + Sync + 'static,
+        {
+            v.parse().with_context(|| format!("{key}={v}"))
+        }
+        if let Some(v) = get("SLUICE_ENFORCE_THROUGHPUT") {
+            self.throughput.enforce = parse("SLUICE_ENFORCE_THROUGHPUT", v)?;
+        }
+        if let Some(v) = get("SLUICE_UPDATE_DELAY_MS") {
+            self.streams.update_delay_ms = parse("SLUICE_UPDATE_DELAY_MS", v)?;
+        }
+        if let Some(v) = get("SLUICE_CONSUMER_DELAY_MS") {
+            self.streams.consumer_delay_ms = parse("SLUICE_CONSUMER_DELAY_MS", v)?;
+        }
+        if let Some(v) = get("SLUICE_MAINTENANCE_INTERVAL_MS") {
+            self.streams.maintenance_interval_ms = parse("SLUICE_MAINTENANCE_INTERVAL_MS", v)?;
+        }
+        if let Some(v) = get("SLUICE_ON_DEMAND_SPLIT_AFTER_MS") {
+            self.on_demand.split_after_ms = parse("SLUICE_ON_DEMAND_SPLIT_AFTER_MS", v)?;
+        }
+        if let Some(v) = get("SLUICE_ON_DEMAND_MERGE_AFTER_MS") {
+            self.on_demand.merge_after_ms = parse("SLUICE_ON_DEMAND_MERGE_AFTER_MS", v)?;
+        }
+        if let (Some(listen), Some(cert), Some(key)) = (
+            get("SLUICE_TLS_LISTEN"),
+            get("SLUICE_TLS_CERT_FILE"),
+            get("SLUICE_TLS_KEY_FILE"),
+        ) {
+            self.tls = Some(TlsSection {
+                listen: parse("SLUICE_TLS_LISTEN", listen)?,
+                cert_file: cert.into(),
+                key_file: key.into(),
+            });
+        }
         if let (Some(id), Some(secret)) =
             (get("SLUICE_ACCESS_KEY_ID"), get("SLUICE_SECRET_ACCESS_KEY"))
         {
@@ -150,6 +260,21 @@ impl Config {
         self.sync_policy()?;
         if self.storage.segment_bytes_max < 4096 {
             bail!("storage.segment_bytes_max must be at least 4096");
+        }
+        let t = &self.throughput;
+        if [
+            t.write_bytes_per_sec,
+            t.write_records_per_sec,
+            t.read_calls_per_sec,
+            t.read_bytes_per_sec,
+        ]
+        .contains(&0)
+        {
+            bail!("throughput quotas must be above zero");
+        }
+        let o = &self.on_demand;
+        if !(o.merge_load >= 0.0 && o.merge_load < o.split_load) || o.min_shards == 0 {
+            bail!("on_demand: need 0 <= merge_load < split_load and min_shards >= 1");
         }
         Ok(())
     }
@@ -175,6 +300,24 @@ impl Config {
         c.on_demand_stream_limit = self.streams.on_demand_stream_limit;
         c.create_delay_ms = self.streams.create_delay_ms;
         c.delete_delay_ms = self.streams.delete_delay_ms;
+        c.update_delay_ms = self.streams.update_delay_ms;
+        c.consumer_delay_ms = self.streams.consumer_delay_ms;
+        let t = &self.throughput;
+        c.throughput = sluice_streams::ThroughputConfig {
+            enforce: t.enforce,
+            write_bytes_per_sec: t.write_bytes_per_sec,
+            write_records_per_sec: t.write_records_per_sec,
+            read_calls_per_sec: t.read_calls_per_sec,
+            read_bytes_per_sec: t.read_bytes_per_sec,
+        };
+        let o = &self.on_demand;
+        c.on_demand = sluice_streams::OnDemandScaling {
+            split_load: o.split_load,
+            split_after_ms: o.split_after_ms,
+            merge_load: o.merge_load,
+            merge_after_ms: o.merge_after_ms,
+            min_shards: o.min_shards,
+        };
         c.account_id = self.account_id.clone();
         c.region = self.region.clone();
         Ok(c)

@@ -65,7 +65,35 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         })
     };
 
-    sluice_kinesis::serve(listener, service, shutdown()).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let tls = match &config.tls {
+        Some(t) => {
+            let tls = sluice_kinesis::tls_config(&t.cert_file, &t.key_file)
+                .map_err(|e| anyhow::anyhow!("tls: {e}"))?;
+            let l = tokio::net::TcpListener::bind(t.listen)
+                .await
+                .with_context(|| format!("listening on {}", t.listen))?;
+            println!("sluice listening on https://{}", l.local_addr()?);
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(sluice_kinesis::serve_tls(
+                l,
+                tls,
+                service.clone(),
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            )))
+        }
+        None => None,
+    };
+    sluice_kinesis::serve(listener, service, async move {
+        shutdown().await;
+        let _ = stop_tx.send(true);
+    })
+    .await?;
+    if let Some(t) = tls {
+        let _ = t.await;
+    }
     maintenance.abort();
     tracing::info!("shutting down: finishing queued writes");
     tokio::task::spawn_blocking(move || streams.close()).await?;

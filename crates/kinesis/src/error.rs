@@ -161,6 +161,45 @@ impl Ctx<'_> {
                 crate::validate::show_blob(data_bytes),
                 limit_kib as usize * 1024
             )),
+            StreamsError::StreamHasConsumers { name } => ApiError::in_use(format!(
+                "DeleteStream can’t delete {account}:{name} because there are consumers associated with this data stream. To delete {name} anyway, set the EnforceConsumerDeletion parameter to true to force the deletion of all the consumers that are associated with it."
+            )),
+            StreamsError::ShardClosed { stream, shard_id } => ApiError::invalid_argument(format!(
+                "Shard {shard_id} in stream {stream} under account {account} has already been merged or split, and thus is not eligible for merging or splitting."
+            )),
+            StreamsError::SplitKeyOutOfRange { stream, shard_id, key, start, end } => ApiError::invalid_argument(format!(
+                "NewStartingHashKey {key} used in SplitShard() on shard {shard_id} in stream {stream} under account {account} is not both greater than one plus the shard's StartingHashKey {start} and less than the shard's EndingHashKey {end}."
+            )),
+            StreamsError::ShardsNotAdjacent { stream, shard_id, adjacent_shard_id } => ApiError::invalid_argument(format!(
+                "Shards {shard_id} and {adjacent_shard_id} in stream {stream} under account {account} are not an adjacent pair of shards eligible for merging"
+            )),
+            StreamsError::WrongMode { stream, .. } => ApiError::validation(format!(
+                "Request is invalid. Stream {stream} under account {account} is in On-Demand mode."
+            )),
+            StreamsError::ShardCountOutOfRange { current, target, .. } => {
+                let what = if target > current { "scale up over double" } else { "scale down below half" };
+                ApiError::limit_exceeded(format!(
+                    "UpdateShardCount cannot {what} your current open shard count. Current open shard count: {current}, Target shard count: {target}"
+                ))
+            }
+            StreamsError::ShardCountUpdatesExceeded { stream, limit } => ApiError::limit_exceeded(format!(
+                "UpdateShardCount cannot be called more than {limit} times in a rolling 24-hour period for stream {stream} under account {account}."
+            )),
+            StreamsError::ConsumerExists { stream, consumer } => ApiError::in_use(format!(
+                "Consumer {consumer} under stream {stream} already exists for account {account}."
+            )),
+            StreamsError::ConsumerNotFound { stream, consumer } => ApiError::not_found(format!(
+                "Consumer {consumer} under stream {stream} not found for account {account}."
+            )),
+            StreamsError::ConsumerLimitExceeded { stream, limit } => ApiError::limit_exceeded(format!(
+                "Stream {stream} under account {account} already has {limit} registered consumers, the most a stream can have."
+            )),
+            StreamsError::ThroughputExceeded { stream, shard_id, write: true } => ApiError::throughput_exceeded(format!(
+                "Rate exceeded for shard {shard_id} in stream {stream} under account {account}."
+            )),
+            StreamsError::ThroughputExceeded { stream, shard_id, write: false } => ApiError::throughput_exceeded(format!(
+                "Rate exceeded for Shard - {account}/{stream}/{shard_id}"
+            )),
             StreamsError::Busy => ApiError::throughput_exceeded("Rate exceeded for shard: the server's write queue for it is full."),
             StreamsError::Log(e) => {
                 tracing::error!(error = %e, "storage error");

@@ -8,6 +8,8 @@
 //!   mapping from stream errors to it.
 //! - [`Credentials`] verifies SigV4 signatures when access keys are configured.
 //! - [`limits`] holds every protocol limit.
+//! - `ops` has the stream and record operations, `ops_shards` resharding and capacity modes,
+//!   `ops_consumers` registered consumers, and [`subscribe`] SubscribeToShard's event stream.
 
 pub mod auth;
 mod civil;
@@ -16,11 +18,14 @@ pub mod error;
 pub mod iterator;
 pub mod limits;
 pub mod ops;
+mod ops_consumers;
+mod ops_shards;
 mod server;
+pub mod subscribe;
 pub mod validate;
 pub mod value;
 
 pub use auth::Credentials;
 pub use error::ApiError;
 pub use ops::Service;
-pub use server::{router, serve};
+pub use server::{router, serve, serve_tls, tls_config};

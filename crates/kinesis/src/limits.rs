@@ -33,6 +33,14 @@ pub const LIST_STREAMS_LIMIT_MAX: i64 = 10_000;
 pub const LIST_STREAMS_PAGE_MAX: usize = 100;
 pub const LIST_SHARDS_MAX_RESULTS_MAX: i64 = 10_000;
 pub const LIST_SHARDS_PAGE_MAX: usize = 1000;
+/// Open shards one stream may have (UpdateShardCount's ceiling).
+pub const STREAM_SHARDS_MAX: u32 = 10_000;
+pub const CONSUMER_NAME_CHARS_MAX: usize = 128;
+pub const LIST_CONSUMERS_MAX_RESULTS_MAX: i64 = 10_000;
+/// A SubscribeToShard subscription ends after this long; the client subscribes again.
+pub const SUBSCRIPTION_MS: u64 = 300_000;
+/// A subscription with nothing new still sends an event this often.
+pub const SUBSCRIPTION_HEARTBEAT_MS: u64 = 5_000;
 /// A request body larger than this is refused with 413 before it is parsed: a 10 MiB
 /// PutRecords base64-encodes to about 13.4 MiB.
 pub const REQUEST_BODY_BYTES_MAX: usize = 14 * 1024 * 1024;

@@ -66,12 +66,16 @@ pub const OPERATIONS: &[&str] = &[
 pub enum Reply {
     Empty,
     Body(Out),
+    /// An event stream (SubscribeToShard): encoded messages, sent as they come.
+    Events(crate::subscribe::EventBody),
 }
 
 /// The Kinesis service over one stream registry.
 pub struct Service {
     pub streams: Arc<Streams>,
     pub credentials: Credentials,
+    /// Live SubscribeToShard subscriptions.
+    pub subscriptions: Arc<crate::subscribe::Subscriptions>,
 }
 
 impl Service {
@@ -79,16 +83,17 @@ impl Service {
         Service {
             streams,
             credentials,
+            subscriptions: Default::default(),
         }
     }
 
-    fn ctx(&self) -> Ctx<'_> {
+    pub(crate) fn ctx(&self) -> Ctx<'_> {
         Ctx {
             account: &self.streams.config().account_id,
         }
     }
 
-    fn arn(&self, name: &str) -> String {
+    pub(crate) fn arn(&self, name: &str) -> String {
         let c = self.streams.config();
         format!(
             "arn:aws:kinesis:{}:{}:stream/{name}",
@@ -114,6 +119,15 @@ impl Service {
             "RemoveTagsFromStream" => self.remove_tags(input),
             "ListTagsForStream" => self.list_tags(input),
             "DescribeLimits" => Ok(self.describe_limits()),
+            "SplitShard" => self.split_shard(input),
+            "MergeShards" => self.merge_shards(input),
+            "UpdateShardCount" => self.update_shard_count(input),
+            "UpdateStreamMode" => self.update_stream_mode(input),
+            "RegisterStreamConsumer" => self.register_stream_consumer(input),
+            "DeregisterStreamConsumer" => self.deregister_stream_consumer(input),
+            "DescribeStreamConsumer" => self.describe_stream_consumer(input),
+            "ListStreamConsumers" => self.list_stream_consumers(input),
+            "SubscribeToShard" => self.subscribe_to_shard(input),
             other if OPERATIONS.contains(&other) => Err(ApiError::not_implemented(other)),
             _ => Err(ApiError::unknown_operation()),
         }
@@ -158,7 +172,11 @@ impl Service {
         })
     }
 
-    fn require_stream(&self, input: Input<'_>, v: &mut Validator) -> Result<String, ApiError> {
+    pub(crate) fn require_stream(
+        &self,
+        input: Input<'_>,
+        v: &mut Validator,
+    ) -> Result<String, ApiError> {
         let s = self.stream_member(v, input, true)?;
         Ok(s.unwrap_or_default())
     }
@@ -225,11 +243,11 @@ impl Service {
 
     fn delete_stream(&self, input: Input<'_>) -> Result<Reply, ApiError> {
         let mut v = Validator::new();
-        input.bool("EnforceConsumerDeletion")?;
+        let enforce = input.bool("EnforceConsumerDeletion")?;
         let name = self.require_stream(input, &mut v)?;
         v.finish()?;
         self.streams
-            .delete_stream(&name)
+            .delete_stream(&name, enforce == Some(true))
             .map_err(|e| self.ctx().map(e))?;
         Ok(Reply::Empty)
     }
@@ -356,7 +374,7 @@ impl Service {
             .set("EnhancedMonitoring", Self::enhanced_monitoring())
             .str("EncryptionType", "NONE")
             .int("OpenShardCount", open as i64)
-            .int("ConsumerCount", 0)
+            .int("ConsumerCount", view.meta.consumers.len() as i64)
             .int("MaxRecordSizeInKiB", view.meta.max_record_size_kib as i64)
             .done();
         Ok(Reply::Body(
@@ -364,7 +382,7 @@ impl Service {
         ))
     }
 
-    fn page_token(&self, token: &str, scope: &str) -> Result<PageToken, ApiError> {
+    pub(crate) fn page_token(&self, token: &str, scope: &str) -> Result<PageToken, ApiError> {
         let t = PageToken::decode(token)
             .filter(|t| t.scope == scope)
             .ok_or_else(|| ApiError::invalid_argument(format!("Invalid NextToken: {token}")))?;
@@ -481,7 +499,8 @@ impl Service {
             );
         }
         v.finish()?;
-        let (name, after) = match (token, name) {
+        // A later page keeps the first page's filter: it travels in the NextToken.
+        let (name, after, filter_type, filter_ts) = match (token, name) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::invalid_argument(
                     "NextToken and StreamName cannot be provided together.",
@@ -503,18 +522,28 @@ impl Service {
                         "NextToken and StreamCreationTimestamp cannot be provided together.",
                     ));
                 }
+                if filter.is_some() {
+                    return Err(ApiError::invalid_argument(
+                        "NextToken and ShardFilter cannot be provided together.",
+                    ));
+                }
                 let t = self.page_token(t, "ListShards")?;
-                let (stream, after) = t
-                    .after
-                    .split_once('\n')
-                    .map(|(a, b)| (a.to_string(), b.to_string()))
-                    .unwrap_or_default();
-                (stream, Some(after))
+                let mut parts = t.after.split('\n');
+                let stream = parts.next().unwrap_or_default().to_string();
+                let after = parts.next().unwrap_or_default().to_string();
+                let ftype = parts.next().filter(|f| !f.is_empty()).map(str::to_string);
+                let fts = parts.next().and_then(|f| f.parse::<i64>().ok());
+                (stream, Some(after), ftype, fts)
             }
-            (None, Some(n)) => (n, start.map(str::to_string)),
+            (None, Some(n)) => (
+                n,
+                start.map(str::to_string),
+                filter_type.map(str::to_string),
+                filter_ts,
+            ),
         };
-        match filter_type {
-            Some("AFTER_SHARD_ID") if filter_shard.is_none() => {
+        match filter_type.as_deref() {
+            Some("AFTER_SHARD_ID") if filter_shard.is_none() && token.is_none() => {
                 return Err(ApiError::invalid_argument("ShardId must be supplied in a ShardFilter with a Type of AFTER_SHARD_ID"))
             }
             Some("AT_TIMESTAMP" | "FROM_TIMESTAMP") if filter_ts.is_none() => {
@@ -531,19 +560,27 @@ impl Service {
                 return Err(self.ctx().stream_not_found(&name));
             }
         }
-        let after = match (filter_type, filter_shard) {
+        let after = match (filter_type.as_deref(), filter_shard) {
             (Some("AFTER_SHARD_ID"), Some(s)) => Some(s.to_string()).max(after),
             _ => after,
         };
+        // The trim horizon in time: older data is gone.
+        let now = self.streams.now_ms();
+        let trim = (now - view.meta.retention_hours as i64 * 3_600_000).max(view.meta.created_ms);
+        let open_or_closed_since = |s: &ShardView, t: i64| s.meta.closed_ms.is_none_or(|c| c >= t);
+        let ts = filter_ts.unwrap_or(now);
         let shards: Vec<&ShardView> = view
             .shards
             .iter()
             .filter(|s| after.as_ref().is_none_or(|a| s.shard_id().to_string() > *a))
-            .filter(|s| match filter_type {
+            .filter(|s| match filter_type.as_deref() {
                 Some("AT_LATEST") => s.meta.is_open(),
-                Some("AT_TIMESTAMP") => {
-                    s.meta.is_open() || s.meta.created_ms <= filter_ts.unwrap_or(i64::MAX)
+                Some("AT_TRIM_HORIZON") => {
+                    s.meta.created_ms <= trim && open_or_closed_since(s, trim)
                 }
+                Some("FROM_TRIM_HORIZON") => open_or_closed_since(s, trim),
+                Some("AT_TIMESTAMP") => s.meta.created_ms <= ts && open_or_closed_since(s, ts),
+                Some("FROM_TIMESTAMP") => open_or_closed_since(s, ts.max(trim)),
                 _ => true,
             })
             .collect();
@@ -559,7 +596,11 @@ impl Service {
             Out::Str(
                 PageToken {
                     scope: "ListShards".into(),
-                    after: format!("{name}\n{last}"),
+                    after: format!(
+                        "{name}\n{last}\n{}\n{}",
+                        filter_type.as_deref().unwrap_or_default(),
+                        filter_ts.map(|t| t.to_string()).unwrap_or_default()
+                    ),
                     issued_ms: self.streams.now_ms(),
                 }
                 .encode(),
@@ -831,6 +872,66 @@ impl Service {
         Some((name.to_string(), records))
     }
 
+    /// Where a GetShardIterator or SubscribeToShard starts, from its type, sequence number and
+    /// timestamp members, with AWS's messages for a mismatched combination.
+    pub(crate) fn shard_start(
+        &self,
+        kind: &str,
+        seq: Option<&str>,
+        ts: Option<i64>,
+        shard_id: ShardId,
+        name: &str,
+    ) -> Result<ShardStart, ApiError> {
+        let account = &self.streams.config().account_id;
+        let mixed = |what: &str| {
+            ApiError::invalid_argument(format!(
+                "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {kind} and {what}."
+            ))
+        };
+        let parse_seq = |s: &str| -> Result<SequenceNumber, ApiError> {
+            let n = SequenceNumber::parse(s).ok_or_else(|| {
+                ApiError::invalid_argument(format!(
+                    "StartingSequenceNumber {s} used in GetShardIterator on shard {shard_id} in stream {name} under account {account} is invalid."
+                ))
+            })?;
+            if n.shard_index != shard_id.0 {
+                return Err(ApiError::invalid_argument(format!(
+                    "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {shard_id}",
+                    ShardId(n.shard_index)
+                )));
+            }
+            Ok(n)
+        };
+        let now = self.streams.now_ms();
+        Ok(match kind {
+            "TRIM_HORIZON" | "LATEST" if seq.is_some() => {
+                return Err(mixed("also a StartingSequenceNumber"))
+            }
+            "TRIM_HORIZON" => ShardStart::TrimHorizon,
+            "LATEST" => ShardStart::Latest,
+            "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER" => {
+                let s = seq.ok_or_else(|| mixed("no StartingSequenceNumber"))?;
+                let n = parse_seq(s)?;
+                if kind == "AT_SEQUENCE_NUMBER" {
+                    ShardStart::AtSequence(n)
+                } else {
+                    ShardStart::AfterSequence(n)
+                }
+            }
+            _ => {
+                let ts = ts.ok_or_else(|| {
+                    ApiError::invalid_argument("Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.")
+                })?;
+                if ts > now {
+                    return Err(ApiError::invalid_argument(format!(
+                        "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {ts}, currentTimestampInMillis: {now}"
+                    )));
+                }
+                ShardStart::AtTimestamp(ts)
+            }
+        })
+    }
+
     fn get_shard_iterator(&self, input: Input<'_>) -> Result<Reply, ApiError> {
         let mut v = Validator::new();
         let shard = input.str("ShardId")?;
@@ -861,70 +962,9 @@ impl Service {
         v.finish()?;
         let (shard, kind) = (shard.unwrap(), kind.unwrap());
         let ctx = self.ctx();
-        let account = &self.streams.config().account_id;
-        // AWS reads the number after the first '-' (or the whole id) as the shard index.
-        let digits = shard.split_once('-').map_or(shard, |(_, d)| d);
-        let shard_id = match digits.parse::<u32>() {
-            Ok(i)
-                if i <= i32::MAX as u32
-                    && !digits.is_empty()
-                    && digits.bytes().all(|b| b.is_ascii_digit()) =>
-            {
-                ShardId(i)
-            }
-            _ => {
-                return Err(ApiError::not_found(format!(
-                    "Could not find shard {shard} in stream {name} under account {account}."
-                )))
-            }
-        };
-        let mixed = |what: &str| {
-            ApiError::invalid_argument(format!(
-                "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {kind} and {what}."
-            ))
-        };
-        let parse_seq = |s: &str| -> Result<SequenceNumber, ApiError> {
-            let n = SequenceNumber::parse(s).ok_or_else(|| {
-                ApiError::invalid_argument(format!(
-                    "StartingSequenceNumber {s} used in GetShardIterator on shard {shard_id} in stream {name} under account {account} is invalid."
-                ))
-            })?;
-            if n.shard_index != shard_id.0 {
-                return Err(ApiError::invalid_argument(format!(
-                    "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {shard_id}",
-                    ShardId(n.shard_index)
-                )));
-            }
-            Ok(n)
-        };
+        let shard_id = self.parse_shard_id(shard, &name)?;
+        let start = self.shard_start(kind, seq, ts, shard_id, &name)?;
         let now = self.streams.now_ms();
-        let start = match kind {
-            "TRIM_HORIZON" | "LATEST" if seq.is_some() => {
-                return Err(mixed("also a StartingSequenceNumber"))
-            }
-            "TRIM_HORIZON" => ShardStart::TrimHorizon,
-            "LATEST" => ShardStart::Latest,
-            "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER" => {
-                let s = seq.ok_or_else(|| mixed("no StartingSequenceNumber"))?;
-                let n = parse_seq(s)?;
-                if kind == "AT_SEQUENCE_NUMBER" {
-                    ShardStart::AtSequence(n)
-                } else {
-                    ShardStart::AfterSequence(n)
-                }
-            }
-            _ => {
-                let ts = ts.ok_or_else(|| {
-                    ApiError::invalid_argument("Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.")
-                })?;
-                if ts > now {
-                    return Err(ApiError::invalid_argument(format!(
-                        "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {ts}, currentTimestampInMillis: {now}"
-                    )));
-                }
-                ShardStart::AtTimestamp(ts)
-            }
-        };
         let cursor = self
             .streams
             .cursor(&name, shard_id, start)
@@ -971,7 +1011,7 @@ impl Service {
         let cursor = it.cursor.clone();
         let records_max = limit.unwrap_or(GET_RECORDS_COUNT_MAX) as usize;
         let result = tokio::task::spawn_blocking(move || {
-            streams.read(&cursor, records_max, GET_RECORDS_BYTES_MAX)
+            streams.read(&cursor, records_max, GET_RECORDS_BYTES_MAX, true)
         })
         .await
         .map_err(|_| ApiError::internal())?;
@@ -1007,11 +1047,14 @@ impl Service {
                 .encode(),
             )
         });
+        let children =
+            (!result.child_shards.is_empty()).then(|| child_shards_out(&result.child_shards));
         Ok(Reply::Body(
             Out::map()
                 .set("Records", Out::Array(records))
                 .opt("NextShardIterator", next)
                 .int("MillisBehindLatest", result.millis_behind_latest)
+                .opt("ChildShards", children)
                 .done(),
         ))
     }
@@ -1150,7 +1193,34 @@ impl Service {
     }
 }
 
-fn check_tags(v: &mut Validator, tags: &[(String, String)], path: &str) {
+/// `ChildShards` of GetRecords and SubscribeToShardEvent.
+pub(crate) fn child_shards_out(children: &[sluice_streams::ShardMeta]) -> Out {
+    Out::Array(
+        children
+            .iter()
+            .map(|c| {
+                let parents = [c.parent, c.adjacent_parent]
+                    .into_iter()
+                    .flatten()
+                    .map(|p| Out::Str(ShardId(p).to_string()))
+                    .collect();
+                Out::map()
+                    .str("ShardId", ShardId(c.index).to_string())
+                    .set("ParentShards", Out::Array(parents))
+                    .set(
+                        "HashKeyRange",
+                        Out::map()
+                            .str("StartingHashKey", c.hash_start.clone())
+                            .str("EndingHashKey", c.hash_end.clone())
+                            .done(),
+                    )
+                    .done()
+            })
+            .collect(),
+    )
+}
+
+pub(crate) fn check_tags(v: &mut Validator, tags: &[(String, String)], path: &str) {
     let shown = || {
         format!(
             "{{{}}}",

@@ -99,6 +99,15 @@ fn reply_response(reply: Result<Reply, ApiError>, format: Format) -> Response {
     match reply {
         Ok(Reply::Empty) => respond(StatusCode::OK, format, Vec::new(), None),
         Ok(Reply::Body(out)) => respond(StatusCode::OK, format, codec::encode(&out, format), None),
+        Ok(Reply::Events(body)) => {
+            let mut r = respond(StatusCode::OK, format, Vec::new(), None);
+            *r.body_mut() = Body::new(body);
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/vnd.amazon.eventstream"),
+            );
+            r
+        }
         Err(e) => error_response(&e, format),
     }
 }
@@ -193,4 +202,79 @@ pub async fn serve(
     axum::serve(listener, router(service))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Loads a PEM certificate chain and private key into a TLS configuration that offers HTTP/2
+/// and HTTP/1.1 by ALPN.
+pub fn tls_config(
+    cert_file: &std::path::Path,
+    key_file: &std::path::Path,
+) -> Result<Arc<tokio_rustls::rustls::ServerConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+    let certs = CertificateDer::pem_file_iter(cert_file)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("reading {}: {e}", cert_file.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no certificate", cert_file.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_file)
+        .map_err(|e| format!("reading {}: {e}", key_file.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("certificate and key: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Serves the API over TLS on `listener` until `shutdown` completes. Each connection speaks
+/// the protocol ALPN chose (HTTP/2 or HTTP/1.1). Connections still open at shutdown are
+/// dropped with the task that serves them.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: Arc<tokio_rustls::rustls::ServerConfig>,
+    service: Arc<Service>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let app = router(service);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "TLS accept failed");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => return Ok(()),
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let stream = match acceptor.accept(tcp).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            let service = TowerToHyperService::new(app);
+            if let Err(e) = Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "TLS connection ended with an error");
+            }
+        });
+    }
 }

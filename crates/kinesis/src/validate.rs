@@ -220,6 +220,34 @@ pub fn parse_stream_arn(s: &str) -> Option<(&str, &str)> {
     Some((account, name))
 }
 
+/// A consumer ARN's parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerArn<'a> {
+    pub account: &'a str,
+    pub stream: &'a str,
+    pub consumer: &'a str,
+    pub created_secs: i64,
+}
+
+/// `^(arn):aws.*:kinesis:.*:\d{12}:.*stream\/[a-zA-Z0-9_.-]+\/consumer\/[a-zA-Z0-9_.-]+:[0-9]+`
+pub fn parse_consumer_arn(s: &str) -> Option<ConsumerArn<'_>> {
+    let (account, resource) = parse_stream_arn(s)?;
+    let (stream, rest) = resource.split_once("/consumer/")?;
+    let (consumer, secs) = rest.rsplit_once(':')?;
+    if !is_stream_name(stream) || !is_stream_name(consumer) || secs.is_empty() {
+        return None;
+    }
+    if !secs.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(ConsumerArn {
+        account,
+        stream,
+        consumer,
+        created_secs: secs.parse().ok()?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,5 +297,18 @@ mod tests {
             parse_stream_arn("arn:aws:s3:us-east-1:000000000000:stream/MyStream"),
             None
         );
+        let c = parse_consumer_arn(
+            "arn:aws:kinesis:us-east-1:000000000000:stream/s1/consumer/app.one:1700000000",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.stream, c.consumer, c.created_secs),
+            ("s1", "app.one", 1_700_000_000)
+        );
+        assert!(parse_consumer_arn("arn:aws:kinesis:us-east-1:000000000000:stream/s1").is_none());
+        assert!(parse_consumer_arn(
+            "arn:aws:kinesis:us-east-1:000000000000:stream/s1/consumer/c:x"
+        )
+        .is_none());
     }
 }

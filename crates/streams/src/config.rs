@@ -2,6 +2,9 @@ use std::path::PathBuf;
 
 use sluice_log::LogConfig;
 
+use crate::reshard::OnDemandScaling;
+use crate::throughput::ThroughputConfig;
+
 /// Settings of the stream registry.
 #[derive(Debug, Clone)]
 pub struct StreamsConfig {
@@ -15,6 +18,13 @@ pub struct StreamsConfig {
     pub create_delay_ms: i64,
     /// How long a deleted stream stays DELETING before it is gone.
     pub delete_delay_ms: i64,
+    /// How long a stream stays UPDATING after a reshard or mode change (the change itself
+    /// takes effect at once; another is refused until then).
+    pub update_delay_ms: i64,
+    /// How long a registered consumer stays CREATING (and a deregistered one DELETING).
+    pub consumer_delay_ms: i64,
+    pub throughput: ThroughputConfig,
+    pub on_demand: OnDemandScaling,
     pub account_id: String,
     pub region: String,
 }
@@ -28,6 +38,10 @@ impl StreamsConfig {
             on_demand_stream_limit: 50,
             create_delay_ms: 0,
             delete_delay_ms: 0,
+            update_delay_ms: 0,
+            consumer_delay_ms: 0,
+            throughput: ThroughputConfig::default(),
+            on_demand: OnDemandScaling::default(),
             account_id: "000000000000".into(),
             region: "us-east-1".into(),
         }

@@ -1,4 +1,4 @@
-use crate::meta::StreamStatus;
+use crate::meta::{StreamMode, StreamStatus};
 
 /// Errors of stream operations. Each variant is a distinct situation a client can be told about;
 /// `sluice-kinesis` maps them, exhaustively, to AWS error types and messages.
@@ -45,6 +45,46 @@ pub enum StreamsError {
     },
     #[error("a record of {data_bytes} data bytes exceeds the stream's maximum record size of {limit_kib} KiB")]
     RecordTooLarge { data_bytes: usize, limit_kib: u32 },
+    #[error("stream {name} has registered consumers")]
+    StreamHasConsumers { name: String },
+    #[error("shard {shard_id} of stream {stream} is closed")]
+    ShardClosed { stream: String, shard_id: String },
+    #[error("hash key {key} is not inside shard {shard_id}'s range {start}..={end} with room for two children")]
+    SplitKeyOutOfRange {
+        stream: String,
+        shard_id: String,
+        key: u128,
+        start: u128,
+        end: u128,
+    },
+    #[error("shards {shard_id} and {adjacent_shard_id} of stream {stream} are not adjacent")]
+    ShardsNotAdjacent {
+        stream: String,
+        shard_id: String,
+        adjacent_shard_id: String,
+    },
+    #[error("stream {stream} is in {mode:?} mode")]
+    WrongMode { stream: String, mode: StreamMode },
+    #[error("target shard count {target} is outside half to double the {current} open shards")]
+    ShardCountOutOfRange {
+        stream: String,
+        current: u32,
+        target: u32,
+    },
+    #[error("stream {stream} has had its shard count updated {limit} times in 24 hours")]
+    ShardCountUpdatesExceeded { stream: String, limit: u32 },
+    #[error("consumer {consumer} of stream {stream} already exists")]
+    ConsumerExists { stream: String, consumer: String },
+    #[error("consumer {consumer} of stream {stream} not found")]
+    ConsumerNotFound { stream: String, consumer: String },
+    #[error("stream {stream} has the maximum of {limit} consumers")]
+    ConsumerLimitExceeded { stream: String, limit: u32 },
+    #[error("shard {shard_id} of stream {stream} is over its {} quota", if *write { "write" } else { "read" })]
+    ThroughputExceeded {
+        stream: String,
+        shard_id: String,
+        write: bool,
+    },
     #[error("the shard's writer queue is full")]
     Busy,
     #[error("storage: {0}")]

@@ -41,6 +41,10 @@ pub struct ShardMeta {
     pub created_ms: i64,
     /// For a closed shard: one past its last offset.
     pub closed_end_offset: Option<u64>,
+    /// When the shard was closed by a reshard; its data is gone, and the shard with it, one
+    /// retention period later.
+    #[serde(default)]
+    pub closed_ms: Option<i64>,
 }
 
 impl ShardMeta {
@@ -54,6 +58,37 @@ impl ShardMeta {
     pub fn is_open(&self) -> bool {
         self.closed_end_offset.is_none()
     }
+
+    /// Whether `index` is one of this shard's parents.
+    pub fn is_child_of(&self, index: u32) -> bool {
+        self.parent == Some(index) || self.adjacent_parent == Some(index)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConsumerStatus {
+    Creating,
+    Active,
+    Deleting,
+}
+
+impl ConsumerStatus {
+    pub fn as_aws(&self) -> &'static str {
+        match self {
+            ConsumerStatus::Creating => "CREATING",
+            ConsumerStatus::Active => "ACTIVE",
+            ConsumerStatus::Deleting => "DELETING",
+        }
+    }
+}
+
+/// A registered (enhanced fan-out) consumer of a stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerMeta {
+    pub name: String,
+    pub created_ms: i64,
+    pub status: ConsumerStatus,
+    pub status_ms: i64,
 }
 
 /// What the catalog stores of one stream.
@@ -74,6 +109,14 @@ pub struct StreamMeta {
     /// Largest record (partition key + data) the stream accepts, in KiB.
     #[serde(default = "default_max_record_size_kib")]
     pub max_record_size_kib: u32,
+    /// The index the next new shard gets; indexes are never reused.
+    #[serde(default)]
+    pub next_shard_index: u32,
+    #[serde(default)]
+    pub consumers: Vec<ConsumerMeta>,
+    /// When UpdateShardCount was called, over the last 24 hours (AWS allows 10 a day).
+    #[serde(default)]
+    pub shard_count_updates_ms: Vec<i64>,
 }
 
 fn default_max_record_size_kib() -> u32 {
@@ -92,5 +135,21 @@ pub struct StreamSpec {
 impl StreamMeta {
     pub fn open_shard_count(&self) -> u32 {
         self.shards.iter().filter(|s| s.is_open()).count() as u32
+    }
+
+    pub fn shard(&self, index: u32) -> Option<&ShardMeta> {
+        self.shards
+            .binary_search_by_key(&index, |s| s.index)
+            .ok()
+            .map(|i| &self.shards[i])
+    }
+
+    /// The shards whose parent (or adjacent parent) is `index`.
+    pub fn children_of(&self, index: u32) -> Vec<ShardMeta> {
+        self.shards
+            .iter()
+            .filter(|s| s.is_child_of(index))
+            .cloned()
+            .collect()
     }
 }

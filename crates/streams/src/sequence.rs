@@ -1,11 +1,15 @@
 //! Sequence numbers: 56-digit decimal strings, as Kinesis's look, strictly increasing per shard.
 //!
 //! ```text
-//! 49 | shard epoch (20 digits) | shard index (10 digits) | offset (24 digits)
+//! 49 | shard epoch (20 digits) | shard index (10 digits) | position (24 digits)
 //! ```
 //! The shard epoch is fixed when the shard is created and is greater than its parents', so a
-//! child's sequence numbers are above every parent's. Within a shard the number grows with the
-//! offset. Fixed width makes string order equal numeric order.
+//! child's sequence numbers are above every parent's. The position counts the points between
+//! records: the record at log offset `n` has position `n + 1`, and position 0 (the shard's
+//! StartingSequenceNumber) is below every record, as on AWS. So "after sequence number p"
+//! reads from offset `p`, for a record's number and for a point with no record alike (what a
+//! subscription's ContinuationSequenceNumber is when no record has arrived yet). Fixed width
+//! makes string order equal numeric order.
 
 use std::fmt;
 
@@ -13,11 +17,21 @@ use std::fmt;
 pub struct SequenceNumber {
     pub shard_epoch: u64,
     pub shard_index: u32,
-    pub offset: u64,
+    pub position: u64,
 }
 
 impl SequenceNumber {
     pub const DIGITS: usize = 56;
+
+    /// The sequence number of the record at log offset `offset`.
+    pub fn of_record(shard_epoch: u64, shard_index: u32, offset: u64) -> SequenceNumber {
+        SequenceNumber {
+            shard_epoch,
+            shard_index,
+            position: offset + 1,
+        }
+    }
+
     const PREFIX: &'static str = "49";
 
     /// Parses a sluice sequence number; `None` for any other digit string.
@@ -30,11 +44,11 @@ impl SequenceNumber {
         }
         let shard_epoch = s[2..22].parse().ok()?;
         let shard_index = s[22..32].parse().ok()?;
-        let offset = s[32..56].parse().ok()?;
+        let position = s[32..56].parse().ok()?;
         Some(SequenceNumber {
             shard_epoch,
             shard_index,
-            offset,
+            position,
         })
     }
 }
@@ -67,7 +81,7 @@ impl SequenceNumber {
         out[..2].copy_from_slice(Self::PREFIX.as_bytes());
         digits(&mut out[2..22], self.shard_epoch);
         digits(&mut out[22..32], self.shard_index as u64);
-        digits(&mut out[32..56], self.offset);
+        digits(&mut out[32..56], self.position);
         out
     }
 }
@@ -87,9 +101,9 @@ mod tests {
         let a = SequenceNumber {
             shard_epoch: 1_700_000_000_000,
             shard_index: 3,
-            offset: 0,
+            position: 0,
         };
-        let b = SequenceNumber { offset: 10, ..a };
+        let b = SequenceNumber { position: 10, ..a };
         let sa = a.to_string();
         assert_eq!(sa.len(), 56);
         assert_eq!(SequenceNumber::parse(&sa), Some(a));
@@ -98,20 +112,20 @@ mod tests {
             sa,
             format!(
                 "49{:020}{:010}{:024}",
-                a.shard_epoch, a.shard_index, a.offset
+                a.shard_epoch, a.shard_index, a.position
             )
         );
         assert_eq!(
             sa,
             format!(
                 "49{:020}{:010}{:024}",
-                a.shard_epoch, a.shard_index, a.offset
+                a.shard_epoch, a.shard_index, a.position
             )
         );
         let nines = SequenceNumber {
             shard_epoch: u64::MAX,
             shard_index: u32::MAX,
-            offset: u64::MAX,
+            position: u64::MAX,
         }
         .to_string();
         assert_eq!(nines.len(), 56);

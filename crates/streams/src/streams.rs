@@ -2,7 +2,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use tokio::sync::watch;
 
 use sluice_log::{Clock, Log, Record, StoredRecord};
 
@@ -13,6 +16,7 @@ use crate::meta::{ShardMeta, StreamMeta, StreamMode, StreamSpec, StreamStatus};
 use crate::names::{ShardId, StreamName};
 use crate::routing::{even_ranges, hash_key_of};
 use crate::sequence::SequenceNumber;
+use crate::throughput::ShardThroughput;
 
 /// Tags one stream may carry.
 pub const TAGS_MAX: usize = 50;
@@ -52,6 +56,11 @@ pub struct ReadResult {
     /// Where to read next; `None` once a closed shard has been read to its end.
     pub next: Option<ShardCursor>,
     pub millis_behind_latest: i64,
+    /// Where the read stopped, as a sequence number to read AFTER from: the last record's, or,
+    /// with no records, the point the read started from.
+    pub continuation: SequenceNumber,
+    /// Once a closed shard has been read to its end: the shards that took over its range.
+    pub child_shards: Vec<ShardMeta>,
 }
 
 #[derive(Debug, Clone)]
@@ -81,20 +90,55 @@ pub struct LimitsSummary {
     pub on_demand_stream_count_limit: u32,
 }
 
-struct Shard {
-    meta: ShardMeta,
-    log: Log,
+pub(crate) struct Shard {
+    pub index: u32,
+    pub epoch: u64,
+    pub log: Log,
+    /// One past the last offset once the shard is closed; `u64::MAX` while open.
+    pub closed_end: AtomicU64,
+    pub throughput: ShardThroughput,
+    /// The end offset, sent each time records become durable (and when the shard closes):
+    /// what subscriptions wait on.
+    pub end_tx: watch::Sender<u64>,
 }
 
-struct Stream {
-    meta: RwLock<StreamMeta>,
-    /// Indexed by shard index.
-    shards: Vec<Arc<Shard>>,
+impl Shard {
+    pub fn closed_end(&self) -> Option<u64> {
+        match self.closed_end.load(Ordering::Acquire) {
+            u64::MAX => None,
+            end => Some(end),
+        }
+    }
+
+    pub fn close_at(&self, end: u64) {
+        self.closed_end.store(end, Ordering::Release);
+        self.end_tx.send_replace(end);
+    }
+}
+
+/// The shards of a stream as the data path sees them: replaced whole by a reshard.
+pub(crate) struct Topology {
+    /// Every shard that still has a log, open or closed, by index.
+    pub shards: BTreeMap<u32, Arc<Shard>>,
     /// Open shards sorted by range start: `(start, end, shard index)`.
-    routes: Vec<(u128, u128, u32)>,
+    pub routes: Vec<(u128, u128, u32)>,
 }
 
-impl Stream {
+impl Topology {
+    pub fn new(shards: BTreeMap<u32, Arc<Shard>>, meta: &StreamMeta) -> Topology {
+        let mut routes: Vec<(u128, u128, u32)> = meta
+            .shards
+            .iter()
+            .filter(|s| s.is_open())
+            .map(|s| {
+                let (a, b) = s.hash_range();
+                (a, b, s.index)
+            })
+            .collect();
+        routes.sort_unstable();
+        Topology { shards, routes }
+    }
+
     fn route(&self, hash_key: u128) -> u32 {
         let i = self.routes.partition_point(|r| r.0 <= hash_key);
         assert!(i > 0, "open shards cover the whole hash-key space");
@@ -104,18 +148,39 @@ impl Stream {
     }
 }
 
+pub(crate) struct Stream {
+    pub meta: RwLock<StreamMeta>,
+    /// Puts hold the read side from routing until their records are queued, so a reshard,
+    /// which takes the write side, sees every record routed to a parent before it closes it.
+    pub topo: RwLock<Arc<Topology>>,
+    pub scaling: Mutex<crate::reshard::ScalingState>,
+}
+
+impl Stream {
+    pub fn meta(&self) -> std::sync::RwLockReadGuard<'_, StreamMeta> {
+        self.meta.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn topo(&self) -> Arc<Topology> {
+        self.topo
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
 // Locks here recover from poisoning: every change to the state they guard is made with a
 // single assignment after the catalog write, so a panicking request leaves no half-done change
 // behind, and must not take the whole registry down with it.
 
 /// Every stream of one server.
 pub struct Streams {
-    config: StreamsConfig,
-    clock: Arc<dyn Clock>,
-    catalog: Catalog,
-    streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    pub(crate) config: StreamsConfig,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) catalog: Catalog,
+    pub(crate) streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     /// Serializes metadata changes, so checks (limits, existence) and writes are atomic.
-    changes: Mutex<()>,
+    pub(crate) changes: Mutex<()>,
 }
 
 impl std::fmt::Debug for Streams {
@@ -152,13 +217,8 @@ impl Streams {
                 let _ = std::fs::remove_dir_all(registry.stream_dir(meta.uid));
                 continue;
             }
-            let stream = registry.open_stream(meta)?;
-            let name = stream
-                .meta
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .name
-                .clone();
+            let stream = registry.open_stream(meta, false)?;
+            let name = stream.meta().name.clone();
             registry
                 .streams
                 .write()
@@ -188,51 +248,84 @@ impl Streams {
         self.config.data_dir.join("streams").join(uid.to_string())
     }
 
-    fn open_stream(&self, meta: StreamMeta) -> Result<Arc<Stream>, StreamsError> {
-        let dir = self.stream_dir(meta.uid);
-        let mut shards = Vec::with_capacity(meta.shards.len());
-        for (i, s) in meta.shards.iter().enumerate() {
-            assert_eq!(s.index as usize, i, "shard indexes are dense");
-            let log = Log::open(
-                &dir.join(format!("{:012}", s.index)),
-                self.config.log.clone(),
-                self.clock.clone(),
-            )?;
-            shards.push(Arc::new(Shard {
-                meta: s.clone(),
-                log,
-            }));
+    /// Opens (creating if needed) the log of one shard and wires its end-offset signal.
+    pub(crate) fn open_shard(
+        &self,
+        uid: u64,
+        meta: &ShardMeta,
+        fresh: bool,
+    ) -> Result<Arc<Shard>, StreamsError> {
+        let dir = self.stream_dir(uid).join(format!("{:012}", meta.index));
+        if fresh && dir.exists() {
+            // Left by a reshard that crashed before its catalog write: nothing was acknowledged
+            // into it.
+            let _ = std::fs::remove_dir_all(&dir);
         }
-        let mut routes: Vec<(u128, u128, u32)> = meta
-            .shards
-            .iter()
-            .filter(|s| s.is_open())
-            .map(|s| {
-                let (a, b) = s.hash_range();
-                (a, b, s.index)
-            })
-            .collect();
-        routes.sort_unstable();
+        let log = Log::open(&dir, self.config.log.clone(), self.clock.clone())?;
+        let (end_tx, _) = watch::channel(log.end_offset());
+        let shard = Arc::new(Shard {
+            index: meta.index,
+            epoch: meta.epoch,
+            log,
+            closed_end: AtomicU64::new(meta.closed_end_offset.unwrap_or(u64::MAX)),
+            throughput: ShardThroughput::new(&self.config.throughput, self.now_ms()),
+            end_tx,
+        });
+        let weak = Arc::downgrade(&shard);
+        shard.log.set_listener(Box::new(move |end| {
+            if let Some(s) = weak.upgrade() {
+                s.end_tx.send_replace(end);
+            }
+        }));
+        Ok(shard)
+    }
+
+    fn open_stream(&self, mut meta: StreamMeta, fresh: bool) -> Result<Arc<Stream>, StreamsError> {
+        let mut shards = BTreeMap::new();
+        for s in &meta.shards {
+            shards.insert(s.index, self.open_shard(meta.uid, s, fresh)?);
+        }
+        if meta.next_shard_index == 0 {
+            meta.next_shard_index = meta.shards.iter().map(|s| s.index + 1).max().unwrap_or(0);
+        }
+        // Shard directories the catalog does not know: a reshard that crashed before its
+        // catalog write, or a closed shard whose removal was cut short.
+        if let Ok(dirs) = std::fs::read_dir(self.stream_dir(meta.uid)) {
+            for d in dirs.flatten() {
+                let known = d
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .is_some_and(|i| shards.contains_key(&i));
+                if !known {
+                    let _ = std::fs::remove_dir_all(d.path());
+                }
+            }
+        }
+        let topo = Topology::new(shards, &meta);
         Ok(Arc::new(Stream {
             meta: RwLock::new(meta),
-            shards,
-            routes,
+            topo: RwLock::new(Arc::new(topo)),
+            scaling: Mutex::new(Default::default()),
         }))
     }
 
-    fn effective_status(&self, meta: &StreamMeta, now: i64) -> StreamStatus {
+    pub(crate) fn effective_status(&self, meta: &StreamMeta, now: i64) -> StreamStatus {
         match meta.status {
             StreamStatus::Creating if now >= meta.status_ms + self.config.create_delay_ms => {
+                StreamStatus::Active
+            }
+            StreamStatus::Updating if now >= meta.status_ms + self.config.update_delay_ms => {
                 StreamStatus::Active
             }
             s => s,
         }
     }
 
-    fn get(&self, name: &str) -> Result<Arc<Stream>, StreamsError> {
+    pub(crate) fn get(&self, name: &str) -> Result<Arc<Stream>, StreamsError> {
         self.streams
             .read()
-            .unwrap()
+            .unwrap_or_else(PoisonError::into_inner)
             .get(name)
             .cloned()
             .ok_or_else(|| StreamsError::StreamNotFound {
@@ -241,12 +334,9 @@ impl Streams {
     }
 
     /// The stream, if it is ACTIVE (or UPDATING, which serves data too).
-    fn get_serving(&self, name: &str) -> Result<Arc<Stream>, StreamsError> {
+    pub(crate) fn get_serving(&self, name: &str) -> Result<Arc<Stream>, StreamsError> {
         let stream = self.get(name)?;
-        let status = self.effective_status(
-            &stream.meta.read().unwrap_or_else(PoisonError::into_inner),
-            self.now_ms(),
-        );
+        let status = self.effective_status(&stream.meta(), self.now_ms());
         match status {
             StreamStatus::Active | StreamStatus::Updating => Ok(stream),
             StreamStatus::Deleting => Err(StreamsError::StreamNotFound {
@@ -314,6 +404,7 @@ impl Streams {
                 epoch: now as u64,
                 created_ms: now,
                 closed_end_offset: None,
+                closed_ms: None,
             })
             .collect();
         let meta = StreamMeta {
@@ -327,10 +418,13 @@ impl Streams {
             shards,
             tags,
             max_record_size_kib,
+            next_shard_index: shard_count,
+            consumers: Vec::new(),
+            shard_count_updates_ms: Vec::new(),
         };
         // Shard directories first: a crash before the catalog write leaves only orphan
         // directories, removed on the next open.
-        let stream = self.open_stream(meta.clone())?;
+        let stream = self.open_stream(meta.clone(), true)?;
         self.catalog.put(&meta)?;
         self.streams
             .write()
@@ -340,7 +434,12 @@ impl Streams {
         Ok(())
     }
 
-    pub fn delete_stream(&self, name: &str) -> Result<(), StreamsError> {
+    /// Deletes a stream. With registered consumers, only when `enforce_consumer_deletion`.
+    pub fn delete_stream(
+        &self,
+        name: &str,
+        enforce_consumer_deletion: bool,
+    ) -> Result<(), StreamsError> {
         let _guard = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
         let stream = self.get(name)?;
         {
@@ -348,9 +447,16 @@ impl Streams {
             if meta.status == StreamStatus::Deleting {
                 return Ok(());
             }
-            meta.status = StreamStatus::Deleting;
-            meta.status_ms = self.now_ms();
-            self.catalog.put(&meta)?;
+            if !meta.consumers.is_empty() && !enforce_consumer_deletion {
+                return Err(StreamsError::StreamHasConsumers {
+                    name: name.to_string(),
+                });
+            }
+            let mut next = meta.clone();
+            next.status = StreamStatus::Deleting;
+            next.status_ms = self.now_ms();
+            self.catalog.put(&next)?;
+            *meta = next;
         }
         if self.config.delete_delay_ms <= 0 {
             self.finish_delete(name)?;
@@ -368,21 +474,20 @@ impl Streams {
         else {
             return Ok(());
         };
-        let uid = stream
-            .meta
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .uid;
-        for s in &stream.shards {
+        let uid = stream.meta().uid;
+        for s in stream.topo().shards.values() {
             s.log.close();
+            s.close_at(s.log.end_offset());
         }
         self.catalog.remove(name)?;
         let _ = std::fs::remove_dir_all(self.stream_dir(uid));
         Ok(())
     }
 
-    /// Moves time-driven state forward: CREATING streams become ACTIVE, DELETING ones go, and
-    /// records past retention are trimmed. The server calls it periodically.
+    /// Moves time-driven state forward: CREATING and UPDATING streams become ACTIVE, DELETING
+    /// ones go, consumers finish registering and deregistering, records past retention are
+    /// trimmed, closed shards past retention are dropped, and ON_DEMAND streams are scaled.
+    /// The server calls it periodically.
     pub fn tick(&self) {
         let now = self.now_ms();
         let streams: Vec<Arc<Stream>> = self
@@ -393,41 +498,100 @@ impl Streams {
             .cloned()
             .collect();
         for stream in streams {
-            let (name, status, status_ms, retention_hours) = {
-                let m = stream.meta.read().unwrap_or_else(PoisonError::into_inner);
-                (m.name.clone(), m.status, m.status_ms, m.retention_hours)
+            let (name, status) = {
+                let m = stream.meta();
+                (m.name.clone(), m.status)
             };
+            let effective = self.effective_status(&stream.meta(), now);
             match status {
-                StreamStatus::Creating if now >= status_ms + self.config.create_delay_ms => {
-                    let _guard = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
-                    let mut m = stream.meta.write().unwrap_or_else(PoisonError::into_inner);
-                    if m.status == StreamStatus::Creating {
-                        m.status = StreamStatus::Active;
-                        m.status_ms = now;
-                        if let Err(e) = self.catalog.put(&m) {
-                            tracing::error!(stream = %name, error = %e, "could not record stream activation");
-                        }
-                    }
-                }
-                StreamStatus::Deleting if now >= status_ms + self.config.delete_delay_ms => {
+                StreamStatus::Deleting
+                    if now >= stream.meta().status_ms + self.config.delete_delay_ms =>
+                {
                     let _guard = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
                     if let Err(e) = self.finish_delete(&name) {
                         tracing::error!(stream = %name, error = %e, "could not finish deleting stream");
                     }
                     continue;
                 }
+                StreamStatus::Deleting => continue,
                 _ => {}
             }
-            let cutoff = now - retention_hours as i64 * 3_600_000;
-            for shard in &stream.shards {
-                if let Err(e) = shard.log.trim_before(cutoff) {
-                    tracing::error!(stream = %name, shard = shard.meta.index, error = %e, "retention trim failed");
+            let settled = self.settle(&stream, now);
+            if status != effective || settled {
+                let _guard = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut m = stream.meta.write().unwrap_or_else(PoisonError::into_inner);
+                let mut next = m.clone();
+                next.status = self.effective_status(&next, now);
+                if next.status != m.status {
+                    next.status_ms = now;
                 }
+                self.settle_consumers(&mut next, now);
+                if next != *m {
+                    match self.catalog.put(&next) {
+                        Ok(()) => *m = next,
+                        Err(e) => {
+                            tracing::error!(stream = %name, error = %e, "could not record a state change")
+                        }
+                    }
+                }
+            }
+            self.apply_retention(&stream, now);
+            if effective == StreamStatus::Active {
+                self.scale_on_demand(&stream, now);
             }
         }
     }
 
-    fn open_shard_count(&self) -> u32 {
+    /// Whether any consumer of the stream has a state change due.
+    fn settle(&self, stream: &Stream, now: i64) -> bool {
+        let mut m = stream.meta().clone();
+        self.settle_consumers(&mut m, now)
+    }
+
+    fn apply_retention(&self, stream: &Stream, now: i64) {
+        let (name, retention_ms) = {
+            let m = stream.meta();
+            (m.name.clone(), m.retention_hours as i64 * 3_600_000)
+        };
+        let cutoff = now - retention_ms;
+        for shard in stream.topo().shards.values() {
+            if let Err(e) = shard.log.trim_before(cutoff) {
+                tracing::error!(stream = %name, shard = shard.index, error = %e, "retention trim failed");
+            }
+        }
+        // Closed shards go once everything in them is past retention.
+        let expired: Vec<u32> = stream
+            .meta()
+            .shards
+            .iter()
+            .filter(|s| s.closed_ms.is_some_and(|c| c <= cutoff))
+            .map(|s| s.index)
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        let _guard = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut m = stream.meta.write().unwrap_or_else(PoisonError::into_inner);
+        let mut next = m.clone();
+        next.shards.retain(|s| !expired.contains(&s.index));
+        if let Err(e) = self.catalog.put(&next) {
+            tracing::error!(stream = %name, error = %e, "could not drop expired shards");
+            return;
+        }
+        let mut topo = stream.topo.write().unwrap_or_else(PoisonError::into_inner);
+        let mut shards = topo.shards.clone();
+        for index in &expired {
+            if let Some(s) = shards.remove(index) {
+                s.log.close();
+                let _ = std::fs::remove_dir_all(s.log.dir());
+            }
+            tracing::info!(stream = %name, shard = %ShardId(*index), "closed shard past retention removed");
+        }
+        *topo = Arc::new(Topology::new(shards, &next));
+        *m = next;
+    }
+
+    pub(crate) fn open_shard_count(&self) -> u32 {
         self.streams
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -441,7 +605,7 @@ impl Streams {
             .sum()
     }
 
-    fn on_demand_count(&self) -> u32 {
+    pub(crate) fn on_demand_count(&self) -> u32 {
         self.streams
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -474,29 +638,10 @@ impl Streams {
     pub fn describe(&self, name: &str) -> Result<StreamView, StreamsError> {
         let stream = self.get(name)?;
         let now = self.now_ms();
-        let mut meta = stream
-            .meta
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let mut meta = stream.meta().clone();
         meta.status = self.effective_status(&meta, now);
-        let shards = stream
-            .shards
-            .iter()
-            .map(|s| ShardView {
-                meta: s.meta.clone(),
-                starting_sequence_number: SequenceNumber {
-                    shard_epoch: s.meta.epoch,
-                    shard_index: s.meta.index,
-                    offset: 0,
-                },
-                ending_sequence_number: s.meta.closed_end_offset.map(|end| SequenceNumber {
-                    shard_epoch: s.meta.epoch,
-                    shard_index: s.meta.index,
-                    offset: end.saturating_sub(1),
-                }),
-            })
-            .collect();
+        self.settle_consumers(&mut meta, now);
+        let shards = meta.shards.iter().map(shard_view).collect();
         Ok(StreamView { meta, shards })
     }
 
@@ -567,8 +712,10 @@ impl Streams {
 
     /// Routes each record to its shard and appends it. Stream-level problems, and a record
     /// larger than the stream's maximum record size (partition key + data), are returned at
-    /// once, before anything is written; otherwise `done` is called once, with one outcome per record, in request order,
-    /// when every shard involved has made its records durable.
+    /// once, before anything is written; otherwise `done` is called once, with one outcome per
+    /// record, in request order, when every shard involved has made its records durable.
+    /// With throughput enforcement on, records over their shard's quota fail alone with
+    /// [`StreamsError::ThroughputExceeded`]; the others are written.
     pub fn put(
         &self,
         name: &str,
@@ -576,11 +723,7 @@ impl Streams {
         done: Box<dyn FnOnce(Vec<PutOutcome>) + Send>,
     ) -> Result<(), StreamsError> {
         let stream = self.get_serving(name)?;
-        let limit_kib = stream
-            .meta
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .max_record_size_kib;
+        let limit_kib = stream.meta().max_record_size_kib;
         if let Some(r) = records
             .iter()
             .find(|r| r.data.len() + r.partition_key.len() > limit_kib as usize * 1024)
@@ -595,13 +738,15 @@ impl Streams {
             done(Vec::new());
             return Ok(());
         }
+        // Held until every record is queued: see `Stream::topo`.
+        let topo = stream.topo.read().unwrap_or_else(PoisonError::into_inner);
         // Group by shard, remembering each record's place in the request.
         let mut groups: BTreeMap<u32, (Vec<usize>, Vec<Record>)> = BTreeMap::new();
         for (i, r) in records.into_iter().enumerate() {
             let hash = r
                 .explicit_hash_key
                 .unwrap_or_else(|| hash_key_of(&r.partition_key));
-            let g = groups.entry(stream.route(hash)).or_default();
+            let g = groups.entry(topo.route(hash)).or_default();
             g.0.push(i);
             g.1.push(r);
         }
@@ -627,9 +772,42 @@ impl Streams {
             groups_left: groups.len(),
             done: Some(done),
         }));
-        for (shard_index, (places, recs)) in groups {
-            let shard = stream.shards[shard_index as usize].clone();
-            let (epoch, shard_id) = (shard.meta.epoch, ShardId(shard_index));
+        let now = self.now_ms();
+        let enforce = self.config.throughput.enforce;
+        for (shard_index, (mut places, mut recs)) in groups {
+            let shard = topo.shards[&shard_index].clone();
+            let size = |r: &Record| r.data.len() + r.partition_key.len();
+            shard.throughput.offer(
+                recs.len() as u64,
+                recs.iter().map(size).sum::<usize>() as u64,
+            );
+            let (epoch, shard_id) = (shard.epoch, ShardId(shard_index));
+            if enforce {
+                let admitted = shard.throughput.admit_writes(recs.iter().map(size), now);
+                if admitted.iter().any(|a| !a) {
+                    let mut p = pending.lock().unwrap_or_else(PoisonError::into_inner);
+                    let mut keep = admitted.iter();
+                    let mut kept_places = Vec::with_capacity(places.len());
+                    for place in places {
+                        if *keep.next().expect("one verdict per record") {
+                            kept_places.push(place);
+                        } else {
+                            p.results[place] = Some(Err(StreamsError::ThroughputExceeded {
+                                stream: name.to_string(),
+                                shard_id: shard_id.to_string(),
+                                write: true,
+                            }));
+                        }
+                    }
+                    places = kept_places;
+                    let mut keep = admitted.iter();
+                    recs.retain(|_| *keep.next().expect("one verdict per record"));
+                    if recs.is_empty() {
+                        p.finish_group();
+                        continue;
+                    }
+                }
+            }
             let p = pending.clone();
             let places_for_busy = places.clone();
             let completion: sluice_log::Completion = Box::new(move |outcome| {
@@ -637,11 +815,11 @@ impl Streams {
                 match outcome {
                     Ok(ack) => {
                         for (k, place) in places.into_iter().enumerate() {
-                            let sequence_number = SequenceNumber {
-                                shard_epoch: epoch,
+                            let sequence_number = SequenceNumber::of_record(
+                                epoch,
                                 shard_index,
-                                offset: ack.first_offset + k as u64,
-                            };
+                                ack.first_offset + k as u64,
+                            );
                             p.results[place] = Some(Ok(PutResult {
                                 shard_id,
                                 sequence_number,
@@ -667,15 +845,9 @@ impl Streams {
         Ok(())
     }
 
-    fn shard(
-        &self,
-        stream: &Stream,
-        name: &str,
-        shard_id: ShardId,
-    ) -> Result<Arc<Shard>, StreamsError> {
-        stream
-            .shards
-            .get(shard_id.0 as usize)
+    fn shard(topo: &Topology, name: &str, shard_id: ShardId) -> Result<Arc<Shard>, StreamsError> {
+        topo.shards
+            .get(&shard_id.0)
             .cloned()
             .ok_or_else(|| StreamsError::ShardNotFound {
                 stream: name.to_string(),
@@ -691,10 +863,10 @@ impl Streams {
         start: ShardStart,
     ) -> Result<ShardCursor, StreamsError> {
         let stream = self.get_serving(name)?;
-        let shard = self.shard(&stream, name, shard_id)?;
+        let shard = Self::shard(&stream.topo(), name, shard_id)?;
         let in_shard = |seq: SequenceNumber| {
-            if seq.shard_index == shard.meta.index && seq.shard_epoch == shard.meta.epoch {
-                Ok(seq.offset)
+            if seq.shard_index == shard.index && seq.shard_epoch == shard.epoch {
+                Ok(seq.position)
             } else {
                 Err(StreamsError::SequenceNotInShard {
                     stream: name.to_string(),
@@ -706,15 +878,12 @@ impl Streams {
         let offset = match start {
             ShardStart::TrimHorizon => shard.log.start_offset(),
             ShardStart::Latest => shard.log.end_offset(),
-            ShardStart::AtSequence(seq) => in_shard(seq)?,
-            ShardStart::AfterSequence(seq) => in_shard(seq)? + 1,
+            // Position p is the point just after record p - 1: at record p - 1, or after it.
+            ShardStart::AtSequence(seq) => in_shard(seq)?.saturating_sub(1),
+            ShardStart::AfterSequence(seq) => in_shard(seq)?,
             ShardStart::AtTimestamp(ms) => shard.log.offset_at_time(ms)?,
         };
-        let uid = stream
-            .meta
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .uid;
+        let uid = stream.meta().uid;
         Ok(ShardCursor {
             stream: name.to_string(),
             stream_uid: uid,
@@ -723,28 +892,49 @@ impl Streams {
         })
     }
 
-    /// Reads from `cursor`: at most `records_max` records and, past the first, `bytes_max` bytes.
-    pub fn read(
-        &self,
-        cursor: &ShardCursor,
-        records_max: usize,
-        bytes_max: usize,
-    ) -> Result<ReadResult, StreamsError> {
+    fn cursor_stream(&self, cursor: &ShardCursor) -> Result<Arc<Stream>, StreamsError> {
         let stream = self.get_serving(&cursor.stream)?;
-        if stream
-            .meta
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .uid
-            != cursor.stream_uid
-        {
+        if stream.meta().uid != cursor.stream_uid {
             // The stream was deleted and another made under its name.
             return Err(StreamsError::StreamNotFound {
                 name: cursor.stream.clone(),
             });
         }
-        let shard = self.shard(&stream, &cursor.stream, ShardId(cursor.shard_index))?;
+        Ok(stream)
+    }
+
+    /// Reads from `cursor`: at most `records_max` records and, past the first, `bytes_max`
+    /// bytes. A GetRecords read (`metered`) counts against the shard's read quotas when they
+    /// are enforced; a subscription's does not (each consumer has its own pipe, as on AWS).
+    pub fn read(
+        &self,
+        cursor: &ShardCursor,
+        records_max: usize,
+        bytes_max: usize,
+        metered: bool,
+    ) -> Result<ReadResult, StreamsError> {
+        let stream = self.cursor_stream(cursor)?;
+        let shard = Self::shard(&stream.topo(), &cursor.stream, ShardId(cursor.shard_index))?;
+        let metered = metered && self.config.throughput.enforce;
+        if metered && !shard.throughput.admit_read(self.now_ms()) {
+            return Err(StreamsError::ThroughputExceeded {
+                stream: cursor.stream.clone(),
+                shard_id: ShardId(cursor.shard_index).to_string(),
+                write: false,
+            });
+        }
+        // Read the closing point first: records below it are all in the log by then.
+        let closed_end = shard.closed_end();
         let batch = shard.log.read(cursor.offset, records_max, bytes_max)?;
+        if metered {
+            shard.throughput.charge_read(
+                batch
+                    .records
+                    .iter()
+                    .map(|r| r.data.len() + r.partition_key.len())
+                    .sum(),
+            );
+        }
         let now = self.now_ms();
         let millis_behind_latest = if batch.next_offset >= batch.end_offset {
             0
@@ -755,33 +945,41 @@ impl Streams {
                 .map(|r| (now - r.arrival_ms).max(0))
                 .unwrap_or(0)
         };
-        let next = match shard.meta.closed_end_offset {
-            Some(end) if batch.next_offset >= end => None,
-            _ => Some(ShardCursor {
-                offset: batch.next_offset,
-                ..cursor.clone()
-            }),
+        let (next, child_shards) = match closed_end {
+            Some(end) if batch.next_offset >= end => (None, stream.meta().children_of(shard.index)),
+            _ => (
+                Some(ShardCursor {
+                    offset: batch.next_offset,
+                    ..cursor.clone()
+                }),
+                Vec::new(),
+            ),
         };
-        let (epoch, index) = (shard.meta.epoch, shard.meta.index);
+        let (epoch, index) = (shard.epoch, shard.index);
         let records = batch
             .records
             .into_iter()
-            .map(|r| {
-                (
-                    SequenceNumber {
-                        shard_epoch: epoch,
-                        shard_index: index,
-                        offset: r.offset,
-                    },
-                    r,
-                )
-            })
+            .map(|r| (SequenceNumber::of_record(epoch, index, r.offset), r))
             .collect();
         Ok(ReadResult {
             records,
+            continuation: SequenceNumber {
+                shard_epoch: epoch,
+                shard_index: index,
+                position: batch.next_offset,
+            },
             next,
             millis_behind_latest,
+            child_shards,
         })
+    }
+
+    /// A signal of the shard's end offset, sent each time records become durable and when the
+    /// shard closes: subscriptions wait on it instead of polling.
+    pub fn watch(&self, cursor: &ShardCursor) -> Result<watch::Receiver<u64>, StreamsError> {
+        let stream = self.cursor_stream(cursor)?;
+        let shard = Self::shard(&stream.topo(), &cursor.stream, ShardId(cursor.shard_index))?;
+        Ok(shard.end_tx.subscribe())
     }
 
     /// Stops every shard writer after what it has queued.
@@ -792,10 +990,24 @@ impl Streams {
             .unwrap_or_else(PoisonError::into_inner)
             .values()
         {
-            for s in &stream.shards {
+            for s in stream.topo().shards.values() {
                 s.log.close();
             }
         }
+    }
+}
+
+pub(crate) fn shard_view(s: &ShardMeta) -> ShardView {
+    let seq = |position| SequenceNumber {
+        shard_epoch: s.epoch,
+        shard_index: s.index,
+        position,
+    };
+    ShardView {
+        meta: s.clone(),
+        // Below every record of the shard; the ending one is its last record's.
+        starting_sequence_number: seq(0),
+        ending_sequence_number: s.closed_end_offset.map(seq),
     }
 }
 

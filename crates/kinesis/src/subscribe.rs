@@ -1,0 +1,414 @@
+//! SubscribeToShard: enhanced fan-out. The response is an AWS event stream
+//! (`application/vnd.amazon.eventstream`): an `initial-response` event at once, then
+//! `SubscribeToShardEvent`s, each pushed as soon as new records are durable (or every
+//! [`SUBSCRIPTION_HEARTBEAT_MS`] with none), for [`SUBSCRIPTION_MS`]; then the stream ends and
+//! the client subscribes again from the last `ContinuationSequenceNumber`.
+//!
+//! Each subscription reads the shard at its own pace through a small bounded channel: a slow
+//! client fills its own channel and waits, and nobody else notices (HTTP/2 flow control, or
+//! TCP on HTTP/1.1, pushes back on the producer task).
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+use bytes::Bytes;
+use sluice_streams::{ConsumerStatus, ShardCursor, ShardId, Streams, StreamsError};
+use tokio::sync::{mpsc, watch};
+
+use crate::codec;
+use crate::error::ApiError;
+use crate::limits::*;
+use crate::ops::{child_shards_out, Reply, Service};
+use crate::validate::{self, Validator};
+use crate::value::{Format, Input, Out};
+
+/// A second subscription for the same consumer and shard within this long of the first is
+/// refused; after it, the new one takes over (AWS's rule).
+const TAKEOVER_AFTER: Duration = Duration::from_secs(5);
+/// Messages buffered per subscription before the producer waits for the client.
+const CHANNEL_DEPTH: usize = 4;
+/// Most records, and bytes past the first record, in one event.
+const EVENT_RECORDS_MAX: usize = 10_000;
+const EVENT_BYTES_MAX: usize = 2 << 20;
+
+/// The response body of a subscription: encoded event-stream messages as the producer task
+/// makes them. Dropping it (the client went away) stops the task at its next send.
+pub struct EventBody {
+    rx: mpsc::Receiver<Bytes>,
+}
+
+impl std::fmt::Debug for EventBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventBody")
+    }
+}
+
+impl http_body::Body for EventBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|m| m.map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
+/// Which consumer reads which shard.
+type SubscriptionKey = (String, String, u32);
+
+struct Active {
+    id: u64,
+    started: Instant,
+    /// Set to true to end the subscription with ResourceInUseException (taken over).
+    cancel: watch::Sender<bool>,
+}
+
+/// The live subscriptions of one server.
+#[derive(Default)]
+pub struct Subscriptions {
+    active: Mutex<HashMap<SubscriptionKey, Active>>,
+    next_id: AtomicU64,
+}
+
+impl Subscriptions {
+    /// Registers a subscription, or says why not: `Err(())` if one for the same key started
+    /// less than [`TAKEOVER_AFTER`] ago. An older one is told to end.
+    fn start(&self, key: SubscriptionKey) -> Result<(u64, watch::Receiver<bool>), ()> {
+        let mut active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(a) = active.get(&key) {
+            if a.started.elapsed() < TAKEOVER_AFTER && !a.cancel.is_closed() {
+                return Err(());
+            }
+            a.cancel.send_replace(true);
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (cancel, rx) = watch::channel(false);
+        active.insert(
+            key,
+            Active {
+                id,
+                started: Instant::now(),
+                cancel,
+            },
+        );
+        Ok((id, rx))
+    }
+
+    fn finish(&self, key: &SubscriptionKey, id: u64) {
+        let mut active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
+        if active.get(key).is_some_and(|a| a.id == id) {
+            active.remove(key);
+        }
+    }
+
+    /// Subscriptions running now.
+    pub fn len(&self) -> usize {
+        self.active
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn message(headers: &[(&'static str, &str)], payload: Vec<u8>) -> Bytes {
+    let headers = headers
+        .iter()
+        .map(|(k, v)| Header::new(*k, HeaderValue::String(v.to_string().into())))
+        .collect();
+    let m = Message::new_from_parts(headers, payload);
+    let mut buf = Vec::with_capacity(m.payload().len() + 128);
+    aws_smithy_eventstream::frame::write_message_to(&m, &mut buf)
+        .expect("event-stream messages within the format's limits");
+    Bytes::from(buf)
+}
+
+fn event(event_type: &str, out: &Out, format: Format) -> Bytes {
+    message(
+        &[
+            (":message-type", "event"),
+            (":event-type", event_type),
+            (":content-type", codec::content_type(format)),
+        ],
+        codec::encode(out, format),
+    )
+}
+
+fn exception(e: &ApiError, format: Format) -> Bytes {
+    let body = Out::map()
+        .str("message", e.message.clone().unwrap_or_default())
+        .done();
+    message(
+        &[
+            (":message-type", "exception"),
+            (":exception-type", e.type_name),
+            (":content-type", codec::content_type(format)),
+        ],
+        codec::encode(&body, format),
+    )
+}
+
+impl Service {
+    pub(crate) fn subscribe_to_shard(&self, input: Input<'_>) -> Result<Reply, ApiError> {
+        let mut v = Validator::new();
+        let consumer_arn = input.str("ConsumerARN")?;
+        let shard = input.str("ShardId")?;
+        let position = input.structure("StartingPosition")?;
+        let (kind, seq, ts) = match position {
+            Some(p) => (
+                p.str("Type")?,
+                p.str("SequenceNumber")?,
+                p.timestamp_ms("Timestamp")?,
+            ),
+            None => (None, None, None),
+        };
+        v.required(consumer_arn, "consumerARN");
+        self.consumer_arn_member(&mut v, consumer_arn);
+        v.required(shard, "shardId");
+        v.name(shard, "shardId", SHARD_ID_CHARS_MAX);
+        v.required(position, "startingPosition");
+        if position.is_some() {
+            v.required(kind, "startingPosition.type");
+            v.one_of(
+                kind,
+                "startingPosition.type",
+                &[
+                    "AT_SEQUENCE_NUMBER",
+                    "AFTER_SEQUENCE_NUMBER",
+                    "TRIM_HORIZON",
+                    "LATEST",
+                    "AT_TIMESTAMP",
+                ],
+            );
+            v.pattern(
+                seq,
+                "startingPosition.sequenceNumber",
+                "0|([1-9]\\d{0,128})",
+                validate::is_sequence_number,
+            );
+        }
+        v.finish()?;
+        let (stream, consumer, created_ms) = self.consumer_from_arn(consumer_arn.unwrap())?;
+        let account = self.streams.config().account_id.clone();
+        let c = self
+            .streams
+            .consumer(&stream, &consumer, Some(created_ms))
+            .map_err(|e| self.ctx().map(e))?;
+        if c.meta.status != ConsumerStatus::Active {
+            return Err(ApiError::in_use(format!(
+                "Consumer {consumer} with creation timestamp {} under stream: {stream} , account {account} is not in ACTIVE status.",
+                c.meta.created_ms / 1000
+            )));
+        }
+        let shard_id = self.parse_shard_id(shard.unwrap(), &stream)?;
+        let start = self.shard_start(kind.unwrap(), seq, ts, shard_id, &stream)?;
+        let ctx = self.ctx();
+        let cursor = self
+            .streams
+            .cursor(&stream, shard_id, start)
+            .map_err(|e| match e {
+                StreamsError::StreamNotFound { .. } | StreamsError::StreamNotActive { .. } => {
+                    ctx.shard_not_found(&stream, &shard_id.to_string())
+                }
+                e => ctx.map(e),
+            })?;
+        let key = (stream.clone(), consumer.clone(), shard_id.0);
+        let (id, cancel) = self.subscriptions.start(key.clone()).map_err(|()| {
+            ApiError::in_use(format!(
+                "Another active subscription exists for this consumer: {account}:{stream}:{shard_id}:{consumer}"
+            ))
+        })?;
+        let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+        let task = Subscription {
+            streams: self.streams.clone(),
+            subscriptions: self.subscriptions.clone(),
+            key,
+            id,
+            created_ms,
+            account,
+            format: input.format,
+            tx,
+            cancel,
+        };
+        tokio::spawn(task.run(cursor));
+        Ok(Reply::Events(EventBody { rx }))
+    }
+}
+
+/// The producer side of one subscription.
+struct Subscription {
+    streams: Arc<Streams>,
+    subscriptions: Arc<Subscriptions>,
+    key: SubscriptionKey,
+    id: u64,
+    created_ms: i64,
+    account: String,
+    format: Format,
+    tx: mpsc::Sender<Bytes>,
+    cancel: watch::Receiver<bool>,
+}
+
+impl Subscription {
+    async fn run(mut self, cursor: ShardCursor) {
+        let (stream, consumer, shard) = self.key.clone();
+        tracing::debug!(%stream, %consumer, shard = %ShardId(shard), "subscription started");
+        let ended = self.pump(cursor).await;
+        if let Some(e) = ended {
+            let _ = self.tx.send(exception(&e, self.format)).await;
+        }
+        self.subscriptions.finish(&self.key, self.id);
+        tracing::debug!(%stream, %consumer, shard = %ShardId(shard), "subscription ended");
+    }
+
+    fn not_found(&self) -> ApiError {
+        let (stream, _, shard) = &self.key;
+        ApiError::not_found(format!(
+            "Shard {} in stream {stream} under account {} does not exist",
+            ShardId(*shard),
+            self.account
+        ))
+    }
+
+    /// Sends events until the subscription's time is up, the shard ends, the client goes away
+    /// or something ends it with an error (returned, to be sent as an exception event).
+    async fn pump(&mut self, mut cursor: ShardCursor) -> Option<ApiError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(SUBSCRIPTION_MS);
+        let heartbeat = Duration::from_millis(SUBSCRIPTION_HEARTBEAT_MS);
+        let initial = Out::map().done();
+        if self
+            .tx
+            .send(event("initial-response", &initial, self.format))
+            .await
+            .is_err()
+        {
+            return None;
+        }
+        let mut signal = match self.streams.watch(&cursor) {
+            Ok(s) => s,
+            Err(_) => return Some(self.not_found()),
+        };
+        let mut last_event: Option<tokio::time::Instant> = None;
+        let mut last_check = tokio::time::Instant::now();
+        loop {
+            if *self.cancel.borrow() {
+                let (stream, consumer, shard) = &self.key;
+                return Some(ApiError::in_use(format!(
+                    "Another active subscription exists for this consumer: {}:{stream}:{}:{consumer}",
+                    self.account,
+                    ShardId(*shard)
+                )));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            if last_check.elapsed() >= heartbeat {
+                last_check = tokio::time::Instant::now();
+                let (stream, consumer, _) = &self.key;
+                match self
+                    .streams
+                    .consumer(stream, consumer, Some(self.created_ms))
+                {
+                    Ok(c) if c.meta.status == ConsumerStatus::Active => {}
+                    _ => {
+                        return Some(self.streams_error(StreamsError::ConsumerNotFound {
+                            stream: stream.clone(),
+                            consumer: consumer.clone(),
+                        }))
+                    }
+                }
+            }
+            // Mark what has been seen before reading: anything durable after this wakes us.
+            signal.borrow_and_update();
+            let streams = self.streams.clone();
+            let c = cursor.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                streams.read(&c, EVENT_RECORDS_MAX, EVENT_BYTES_MAX, false)
+            })
+            .await;
+            let result = match read {
+                Ok(Ok(r)) => r,
+                Ok(Err(
+                    StreamsError::StreamNotFound { .. }
+                    | StreamsError::StreamNotActive { .. }
+                    | StreamsError::ShardNotFound { .. },
+                )) => return Some(self.not_found()),
+                Ok(Err(e)) => return Some(self.streams_error(e)),
+                Err(_) => return Some(ApiError::internal()),
+            };
+            let got_records = !result.records.is_empty();
+            let due = last_event.is_none_or(|t| t.elapsed() >= heartbeat);
+            let at_end = result.next.is_none();
+            if got_records || at_end || due {
+                let records = result
+                    .records
+                    .into_iter()
+                    .map(|(seq, r)| {
+                        Out::map()
+                            .set("SequenceNumber", Out::Sequence(seq))
+                            .set("ApproximateArrivalTimestamp", Out::Timestamp(r.arrival_ms))
+                            .set("Data", Out::Blob(r.data))
+                            .str(
+                                "PartitionKey",
+                                String::from_utf8(r.partition_key).unwrap_or_default(),
+                            )
+                            .done()
+                    })
+                    .collect();
+                // At the shard's end: no continuation, and the children (KCL's end signal).
+                let continuation = (!at_end).then_some(Out::Sequence(result.continuation));
+                let children = at_end.then(|| child_shards_out(&result.child_shards));
+                let out = Out::map()
+                    .set("Records", Out::Array(records))
+                    .opt("ContinuationSequenceNumber", continuation)
+                    .int("MillisBehindLatest", result.millis_behind_latest)
+                    .opt("ChildShards", children)
+                    .done();
+                if self
+                    .tx
+                    .send(event("SubscribeToShardEvent", &out, self.format))
+                    .await
+                    .is_err()
+                {
+                    return None;
+                }
+                last_event = Some(tokio::time::Instant::now());
+            }
+            let next = result.next?;
+            let caught_up = next.offset == cursor.offset || !got_records;
+            cursor = next;
+            if caught_up {
+                let wake = (last_event.unwrap_or_else(tokio::time::Instant::now) + heartbeat)
+                    .min(deadline);
+                tokio::select! {
+                    r = signal.changed() => {
+                        if r.is_err() {
+                            return Some(self.not_found());
+                        }
+                    }
+                    _ = tokio::time::sleep_until(wake) => {}
+                    _ = self.cancel.changed() => {}
+                    _ = self.tx.closed() => return None,
+                }
+            }
+        }
+    }
+
+    fn streams_error(&self, e: StreamsError) -> ApiError {
+        crate::error::Ctx {
+            account: &self.account,
+        }
+        .map(e)
+    }
+}
