@@ -296,6 +296,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         mode: match args.mode {
             BenchMode::Put => sluice_loadgen::Mode::Put,
             BenchMode::E2e => sluice_loadgen::Mode::E2e,
+            BenchMode::Efo => sluice_loadgen::Mode::Efo,
             BenchMode::Read => sluice_loadgen::Mode::Read,
         },
         stream: args.stream,

@@ -140,6 +140,8 @@ pub struct TailArgs {
 pub enum BenchMode {
     Put,
     E2e,
+    /// Put-to-push latency through SubscribeToShard (enhanced fan-out).
+    Efo,
     Read,
 }
 

@@ -638,5 +638,17 @@ async fn errors_a_client_sees() {
         .await
         .unwrap_err();
     let e = e.into_service_error();
+    assert_eq!(
+        e.to_string(),
+        "ResourceNotFoundException: Stream x under account 000000000000 not found."
+    );
+    let e = c
+        .enable_enhanced_monitoring()
+        .stream_name("x")
+        .shard_level_metrics(aws_sdk_kinesis::types::MetricsName::All)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
     assert_eq!(err_code(&e), "UnsupportedOperationException");
 }

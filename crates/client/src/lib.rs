@@ -3,7 +3,11 @@
 //! it signs requests with SigV4.
 //!
 //! The main types: [`Client`] (one endpoint, pooled connections), [`SigningKey`] and
-//! [`ClientError`] (transport trouble, or an AWS error with its type and message).
+//! [`ClientError`] (transport trouble, or an AWS error with its type and message);
+//! [`Client::subscribe_to_shard`] opens an enhanced fan-out [`Subscription`] over HTTP/2.
+
+mod events;
+pub use events::{Subscription, SubscriptionEvent};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -67,6 +71,8 @@ pub struct Client {
     region: String,
     key: Option<SigningKey>,
     http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+    /// HTTP/2 with prior knowledge, for SubscribeToShard.
+    http2: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -100,6 +106,9 @@ impl Client {
         connector.set_nodelay(true);
         let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(256)
+            .build(connector.clone());
+        let http2 = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .http2_only(true)
             .build(connector);
         Ok(Client {
             endpoint,
@@ -107,6 +116,7 @@ impl Client {
             region: region.to_string(),
             key,
             http,
+            http2,
         })
     }
 
@@ -131,24 +141,7 @@ impl Client {
 
     /// Calls `operation` with a body already encoded as JSON; returns the raw answer.
     pub async fn call_raw(&self, operation: &str, body: Vec<u8>) -> Result<Bytes, ClientError> {
-        let target = format!("Kinesis_20131202.{operation}");
-        let mut req = http::Request::post(self.endpoint.clone())
-            .header("content-type", CONTENT_TYPE)
-            .header("x-amz-target", &target)
-            .header("host", &self.host);
-        if let Some(key) = &self.key {
-            for (k, v) in sign(key, &self.region, &self.host, &target, &body, now_ms()) {
-                req = req.header(k, v);
-            }
-        }
-        let req = req
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let res = self
-            .http
-            .request(req)
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let res = self.send(false, operation, body).await?;
         let status = res.status();
         let bytes = res
             .into_body()
@@ -159,24 +152,56 @@ impl Client {
         if status.is_success() {
             return Ok(bytes);
         }
-        let v: serde_json::Value =
-            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-        let type_name = v["__type"].as_str().unwrap_or("UnknownError");
-        let type_name = type_name
-            .rsplit('#')
-            .next()
-            .unwrap_or(type_name)
-            .to_string();
-        let message = v["message"]
-            .as_str()
-            .or(v["Message"].as_str())
-            .unwrap_or("")
-            .to_string();
-        Err(ClientError::Api {
-            status: status.as_u16(),
-            type_name,
-            message,
-        })
+        Err(api_error(status, &bytes))
+    }
+
+    async fn send(
+        &self,
+        h2: bool,
+        operation: &str,
+        body: Vec<u8>,
+    ) -> Result<http::Response<hyper::body::Incoming>, ClientError> {
+        let http = if h2 { &self.http2 } else { &self.http };
+        let target = format!("Kinesis_20131202.{operation}");
+        let mut req = http::Request::post(self.endpoint.clone())
+            .header("content-type", CONTENT_TYPE)
+            .header("x-amz-target", &target);
+        if !h2 {
+            // HTTP/2 carries the host as :authority, taken from the URI.
+            req = req.header("host", &self.host);
+        }
+        if let Some(key) = &self.key {
+            for (k, v) in sign(key, &self.region, &self.host, &target, &body, now_ms()) {
+                req = req.header(k, v);
+            }
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        http.request(req)
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))
+    }
+}
+
+/// The AWS error in an error response's body.
+pub(crate) fn api_error(status: http::StatusCode, bytes: &[u8]) -> ClientError {
+    let v: serde_json::Value = serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null);
+    let type_name = v["__type"].as_str().unwrap_or("UnknownError");
+    let type_name = type_name
+        .rsplit('#')
+        .next()
+        .unwrap_or(type_name)
+        .to_string();
+    let message = v["message"]
+        .as_str()
+        .or(v["Message"].as_str())
+        .unwrap_or("")
+        .to_string();
+    ClientError::Api {
+        status: status.as_u16(),
+        type_name,
+        message,
     }
 }
 

@@ -125,9 +125,18 @@ async fn handle(
     State(service): State<Arc<Service>>,
     method: Method,
     uri: Uri,
-    headers: HeaderMap,
+    mut headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // HTTP/2 carries the host as :authority; signatures cover it as `host`.
+    if !headers.contains_key(http::header::HOST) {
+        if let Some(a) = uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            headers.insert(http::header::HOST, a);
+        }
+    }
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
     let op = target
         .and_then(|t| t.strip_prefix(TARGET_PREFIX))
@@ -199,6 +208,11 @@ pub async fn serve(
     service: Arc<Service>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // Small writes (acknowledgements, pushed events) go out at once, not after Nagle's delay.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(service))
         .with_graceful_shutdown(shutdown)
         .await
@@ -258,6 +272,7 @@ pub async fn serve_tls(
             },
             _ = &mut shutdown => return Ok(()),
         };
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {

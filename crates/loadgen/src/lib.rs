@@ -6,6 +6,9 @@
 //! - `e2e`: put-to-get latency: a producer puts records stamped with their send time at a fixed
 //!   rate while one reader per shard polls GetRecords; each record's latency is receive − send.
 //! - `read`: GetRecords throughput from TRIM_HORIZON over every shard.
+//! - `efo`: put-to-push latency with enhanced fan-out: the same producer as `e2e`, while a
+//!   registered consumer holds one SubscribeToShard subscription per shard (HTTP/2) and each
+//!   record's latency is push − send.
 //!
 //! Every run is bounded by `duration_s` and, optionally, `records_max`.
 
@@ -26,6 +29,7 @@ pub enum Mode {
     Put,
     E2e,
     Read,
+    Efo,
 }
 
 #[derive(Debug, Clone)]
@@ -69,7 +73,8 @@ pub struct Report {
     pub requests: u64,
     pub errors: u64,
     pub throttled_records: u64,
-    /// put: per PutRecords request; e2e: per record, put to get; read: per GetRecords request.
+    /// put: per PutRecords request; e2e: per record, put to get; read: per GetRecords request;
+    /// efo: per record, put to push.
     pub latency: Latency,
 }
 
@@ -187,6 +192,7 @@ pub async fn run(client: Client, o: Options) -> Result<Report, LoadError> {
         Mode::Put => put(client, o, shards.len()).await,
         Mode::E2e => e2e(client, o, shards).await,
         Mode::Read => read(client, o, shards).await,
+        Mode::Efo => efo(client, o, shards).await,
     }
 }
 
@@ -340,14 +346,7 @@ async fn e2e(client: Client, o: Options, shards: Vec<String>) -> Result<Report, 
                 };
                 let now = epoch.elapsed().as_micros() as u64;
                 for rec in r["Records"].as_array().into_iter().flatten() {
-                    if let Some(sent) = rec["Data"]
-                        .as_str()
-                        .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
-                        .and_then(|d| {
-                            d.get(..8)
-                                .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
-                        })
-                    {
+                    if let Some(sent) = rec["Data"].as_str().and_then(sent_at) {
                         local.saturating_record(now.saturating_sub(sent).max(1));
                         totals.records.fetch_add(1, Ordering::Relaxed);
                     }
@@ -360,7 +359,30 @@ async fn e2e(client: Client, o: Options, shards: Vec<String>) -> Result<Report, 
             hist.lock().unwrap().add(&local).unwrap();
         }));
     }
-    // The producer: one record per put, at a fixed rate.
+    let start = Instant::now();
+    produce(&client, &o, epoch, &totals).await;
+    // Let the readers catch up with the last records.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        let _ = r.await;
+    }
+    let records = totals.records.load(Ordering::Relaxed);
+    let record_bytes = o.record_bytes.max(8);
+    let shape = Shape {
+        shards: shards.len(),
+        record_bytes,
+        batch: 1,
+        concurrency: 1,
+        bytes: records * record_bytes as u64,
+    };
+    let report = report(&o, shape, start, &totals, &hist.lock().unwrap());
+    Ok(report)
+}
+
+/// The latency producer: one record per PutRecord, at `o.rate`, each stamped with its send
+/// time (microseconds since `epoch`) in its first 8 bytes.
+async fn produce(client: &Client, o: &Options, epoch: Instant, totals: &Totals) {
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(o.duration_s);
     let interval = Duration::from_secs_f64(1.0 / o.rate.max(1) as f64);
@@ -382,7 +404,129 @@ async fn e2e(client: Client, o: Options, shards: Vec<String>) -> Result<Report, 
             tokio::time::sleep(next_send - now).await;
         }
     }
-    // Let the readers catch up with the last records.
+}
+
+/// The send time stamped in a record's data (base64), if it has one.
+fn sent_at(data_b64: &str) -> Option<u64> {
+    base64::engine::general_purpose::STANDARD
+        .decode(data_b64)
+        .ok()
+        .and_then(|d| {
+            d.get(..8)
+                .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+        })
+}
+
+/// The loadgen's registered consumer of the stream (registered if needed), once ACTIVE.
+async fn consumer(client: &Client, stream_arn: &str) -> Result<String, LoadError> {
+    const NAME: &str = "sluice-loadgen";
+    match client
+        .call(
+            "RegisterStreamConsumer",
+            &json!({"StreamARN": stream_arn, "ConsumerName": NAME}),
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.aws_type() == Some("ResourceInUseException") => {}
+        Err(e) => return Err(e.into()),
+    }
+    for _ in 0..600 {
+        let d = client
+            .call(
+                "DescribeStreamConsumer",
+                &json!({"StreamARN": stream_arn, "ConsumerName": NAME}),
+            )
+            .await?;
+        let c = &d["ConsumerDescription"];
+        if c["ConsumerStatus"] == "ACTIVE" {
+            return Ok(c["ConsumerARN"].as_str().unwrap_or_default().to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(LoadError::Setup(
+        "consumer did not become ACTIVE within 60 s".into(),
+    ))
+}
+
+async fn efo(client: Client, o: Options, shards: Vec<String>) -> Result<Report, LoadError> {
+    let summary = client
+        .call("DescribeStreamSummary", &json!({"StreamName": o.stream}))
+        .await?;
+    let stream_arn = summary["StreamDescriptionSummary"]["StreamARN"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let consumer_arn = consumer(&client, &stream_arn).await?;
+    let epoch = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let totals = Totals::new();
+    let hist = Arc::new(Mutex::new(histogram()));
+    let mut readers = Vec::new();
+    for shard in &shards {
+        let mut sub = client
+            .subscribe_to_shard(&consumer_arn, shard, json!({"Type": "LATEST"}))
+            .await?;
+        let (client, stop, hist, totals, consumer_arn, shard) = (
+            client.clone(),
+            stop.clone(),
+            hist.clone(),
+            totals.clone(),
+            consumer_arn.clone(),
+            shard.clone(),
+        );
+        readers.push(tokio::spawn(async move {
+            let mut local = histogram();
+            let mut continuation: Option<String> = None;
+            while !stop.load(Ordering::Relaxed) {
+                let ev = tokio::select! {
+                    ev = sub.next_event() => ev,
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
+                };
+                match ev {
+                    Ok(Some(sluice_client::SubscriptionEvent::Shard(e))) => {
+                        let now = epoch.elapsed().as_micros() as u64;
+                        for rec in e["Records"].as_array().into_iter().flatten() {
+                            if let Some(sent) = rec["Data"].as_str().and_then(sent_at) {
+                                local.saturating_record(now.saturating_sub(sent).max(1));
+                                totals.records.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        continuation = e["ContinuationSequenceNumber"].as_str().map(str::to_string);
+                        if continuation.is_none() {
+                            break; // the shard was closed
+                        }
+                    }
+                    Ok(Some(sluice_client::SubscriptionEvent::Initial)) => {}
+                    Ok(None) | Err(_) => {
+                        // The subscription's 5 minutes are up (or it failed): resubscribe.
+                        if !matches!(ev, Ok(None)) {
+                            totals.errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let position = match &continuation {
+                            Some(c) => {
+                                json!({"Type": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": c})
+                            }
+                            None => json!({"Type": "LATEST"}),
+                        };
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        match client
+                            .subscribe_to_shard(&consumer_arn, &shard, position)
+                            .await
+                        {
+                            Ok(s) => sub = s,
+                            Err(_) => {
+                                totals.errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+            }
+            hist.lock().unwrap().add(&local).unwrap();
+        }));
+    }
+    let start = Instant::now();
+    produce(&client, &o, epoch, &totals).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
     for r in readers {
