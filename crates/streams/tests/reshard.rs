@@ -47,7 +47,9 @@ fn put(s: &Streams, stream: &str, key: &str, data: Vec<u8>) -> SequenceNumber {
 }
 
 /// Reads every shard to its end, parents before children; returns (shard, records in order).
-fn read_by_lineage(s: &Streams, stream: &str) -> Vec<(u32, Vec<(SequenceNumber, Vec<u8>)>)> {
+type ShardRecords = Vec<(SequenceNumber, Vec<u8>)>;
+
+fn read_by_lineage(s: &Streams, stream: &str) -> Vec<(u32, ShardRecords)> {
     let view = s.describe(stream).unwrap();
     let mut done: HashSet<u32> = HashSet::new();
     let mut out = Vec::new();
