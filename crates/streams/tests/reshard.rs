@@ -255,3 +255,151 @@ fn reshard_rules() {
     // Ten UpdateShardCount calls a day.
     assert!(s.reshard("rules", Reshard::Uniform { target: 2 }).is_err());
 }
+
+/// A clock the test moves by hand.
+struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl sluice_streams::Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+fn open_manual(
+    dir: &std::path::Path,
+    f: impl FnOnce(&mut StreamsConfig),
+) -> (Arc<Streams>, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock(std::sync::atomic::AtomicI64::new(
+        1_700_000_000_000,
+    )));
+    let mut config = StreamsConfig::new(dir);
+    f(&mut config);
+    (
+        Arc::new(Streams::open(config, clock.clone()).unwrap()),
+        clock,
+    )
+}
+
+#[test]
+fn closed_shards_go_once_their_data_is_past_retention_and_updating_blocks_a_second_reshard() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, clock) = open_manual(dir.path(), |c| c.update_delay_ms = 500);
+    create(&s, "old", 1);
+    put(&s, "old", "k", b"in the parent".to_vec());
+    s.reshard(
+        "old",
+        Reshard::Split {
+            shard: ShardId(0),
+            new_starting_hash_key: 1 << 127,
+        },
+    )
+    .unwrap();
+    // UPDATING for update_delay_ms: another reshard is refused, data keeps flowing.
+    assert!(matches!(
+        s.reshard("old", Reshard::Uniform { target: 3 }),
+        Err(sluice_streams::StreamsError::StreamNotActive { .. })
+    ));
+    put(&s, "old", "k", b"in a child".to_vec());
+    clock.0.fetch_add(500, Ordering::SeqCst);
+    s.reshard("old", Reshard::Uniform { target: 2 }).unwrap();
+    clock.0.fetch_add(500, Ordering::SeqCst);
+    // Still listed a day later minus a minute, gone a day later plus a minute.
+    clock.0.fetch_add(24 * 3_600_000 - 60_000, Ordering::SeqCst);
+    s.tick();
+    assert!(s
+        .describe("old")
+        .unwrap()
+        .shards
+        .iter()
+        .any(|v| v.meta.index == 0));
+    clock.0.fetch_add(120_000, Ordering::SeqCst);
+    s.tick();
+    let shards: Vec<u32> = s
+        .describe("old")
+        .unwrap()
+        .shards
+        .iter()
+        .map(|v| v.meta.index)
+        .collect();
+    assert!(!shards.contains(&0), "{shards:?}");
+    assert!(s
+        .cursor("old", ShardId(0), ShardStart::TrimHorizon)
+        .is_err());
+    // Its directory is gone too, and a restart agrees.
+    let uid = s.describe("old").unwrap().meta.uid;
+    let shard_dir = dir.path().join("streams").join(uid.to_string());
+    assert!(!shard_dir.join("000000000000").exists());
+    assert!(shard_dir.join(format!("{:012}", shards[0])).exists());
+    s.close();
+    drop(s);
+    let (s, _) = open_manual(dir.path(), |_| {});
+    assert_eq!(
+        s.describe("old").unwrap().shards.len(),
+        shards.len(),
+        "the catalog keeps what the tick decided"
+    );
+}
+
+#[test]
+fn an_on_demand_stream_splits_a_hot_shard_and_quotas_refuse_the_excess() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, clock) = open_manual(dir.path(), |c| {
+        c.throughput.enforce = true;
+        c.on_demand.split_after_ms = 2_000;
+    });
+    s.create_stream(
+        &StreamName::new("od").unwrap(),
+        StreamSpec {
+            shard_count: 4,
+            mode: StreamMode::OnDemand,
+            max_record_size_kib: 1024,
+            tags: Default::default(),
+        },
+    )
+    .unwrap();
+    s.tick();
+    // 1,500 records a second offered to shard 0 (hash keys in its range): 1,000 accepted.
+    for _ in 0..4 {
+        let records: Vec<Record> = (0..1500)
+            .map(|i| Record {
+                partition_key: b"hot".to_vec(),
+                explicit_hash_key: Some(i),
+                data: vec![b'x'; 10],
+            })
+            .collect();
+        let (tx, rx) = mpsc::channel();
+        s.put("od", records, Box::new(move |o| drop(tx.send(o))))
+            .unwrap();
+        let outcomes = rx.recv().unwrap();
+        let refused = outcomes
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    Err(sluice_streams::StreamsError::ThroughputExceeded { write: true, .. })
+                )
+            })
+            .count();
+        assert_eq!(refused, 500);
+        assert!(outcomes.iter().filter(|o| o.is_ok()).count() == 1000);
+        clock.0.fetch_add(1000, Ordering::SeqCst);
+        s.tick();
+    }
+    let view = s.describe("od").unwrap();
+    assert_eq!(view.meta.open_shard_count(), 5, "shard 0 was split once");
+    assert!(view
+        .shards
+        .iter()
+        .any(|v| v.meta.parent == Some(0) && v.meta.is_open()));
+    // Reads: five calls a second per shard.
+    let c = s.cursor("od", ShardId(1), ShardStart::TrimHorizon).unwrap();
+    for _ in 0..5 {
+        s.read(&c, 10, 1 << 20, true).unwrap();
+    }
+    assert!(matches!(
+        s.read(&c, 10, 1 << 20, true),
+        Err(sluice_streams::StreamsError::ThroughputExceeded { write: false, .. })
+    ));
+    // Subscriptions are not metered.
+    s.read(&c, 10, 1 << 20, false).unwrap();
+}
