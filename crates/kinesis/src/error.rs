@@ -109,6 +109,7 @@ impl ApiError {
 /// Naming context for messages: the account the server presents.
 pub struct Ctx<'a> {
     pub account: &'a str,
+    pub region: &'a str,
 }
 
 impl Ctx<'_> {
@@ -130,6 +131,7 @@ impl Ctx<'_> {
     /// error variant must be given its AWS form here.
     pub fn map(&self, e: StreamsError) -> ApiError {
         let account = self.account;
+        let region = self.region;
         match e {
             StreamsError::StreamNotFound { name } => self.stream_not_found(&name),
             StreamsError::StreamExists { name } => ApiError::in_use(format!("Stream {name} under account {account} already exists.")),
@@ -138,8 +140,7 @@ impl Ctx<'_> {
             }
             StreamsError::ShardNotFound { stream, shard_id } => self.shard_not_found(&stream, &shard_id),
             StreamsError::ShardLimitExceeded { requested, open, limit } => ApiError::limit_exceeded(format!(
-                "This request would exceed the shard limit for the account {account} in {region}. Current shard count for the account: {open}. Limit: {limit}. Number of additional shards that would have resulted from this request: {requested}. Refer to the AWS Service Limits page (http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current limits and how to request higher limits.",
-                region = "this region"
+                "This request would exceed the shard limit for the account {account} in {region}. Current shard count for the account: {open}. Limit: {limit}. Number of additional shards that would have resulted from this request: {requested}. Refer to the AWS Service Limits page (http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current limits and how to request higher limits."
             )),
             StreamsError::OnDemandLimitExceeded { limit } => ApiError::limit_exceeded(format!(
                 "This request would exceed the limit of {limit} on-demand streams for the account {account}."

@@ -90,6 +90,7 @@ impl Service {
     pub(crate) fn ctx(&self) -> Ctx<'_> {
         Ctx {
             account: &self.streams.config().account_id,
+            region: &self.streams.config().region,
         }
     }
 

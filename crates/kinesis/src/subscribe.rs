@@ -408,6 +408,7 @@ impl Subscription {
     fn streams_error(&self, e: StreamsError) -> ApiError {
         crate::error::Ctx {
             account: &self.account,
+            region: self.streams.config().region.as_str(),
         }
         .map(e)
     }

@@ -945,8 +945,12 @@ impl Streams {
                 .map(|r| (now - r.arrival_ms).max(0))
                 .unwrap_or(0)
         };
+        // A closed shard ends on an empty read past its closing point: its last records come
+        // with a next position, as on AWS, so a reader that stops at the end loses none.
         let (next, child_shards) = match closed_end {
-            Some(end) if batch.next_offset >= end => (None, stream.meta().children_of(shard.index)),
+            Some(end) if batch.next_offset >= end && batch.records.is_empty() => {
+                (None, stream.meta().children_of(shard.index))
+            }
             _ => (
                 Some(ShardCursor {
                     offset: batch.next_offset,
@@ -1005,9 +1009,10 @@ pub(crate) fn shard_view(s: &ShardMeta) -> ShardView {
     };
     ShardView {
         meta: s.clone(),
-        // Below every record of the shard; the ending one is its last record's.
+        // Below every record of the shard; the ending one, once closed, above every record
+        // (the shard's largest sequence number, as on AWS).
         starting_sequence_number: seq(0),
-        ending_sequence_number: s.closed_end_offset.map(seq),
+        ending_sequence_number: s.closed_end_offset.map(|_| seq(u64::MAX)),
     }
 }
 
