@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every sluice test on a fresh machine, installing what the tests need:
 #   - Python packages for the end-to-end suite (boto3, the AWS CLI v1, pytest, cbor2) into .venv
+#   - the AWS SDK for JavaScript v3 for the JS test (tests/js, from its package-lock.json; needs node/npm)
 #   - the Rust build (debug), then cargo fmt/clippy checks, the Rust tests and the Python suite.
 # Usage: scripts/test.sh            (CI runs this same command through .ci/run)
 set -euo pipefail
@@ -8,11 +9,12 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
-step "python test dependencies (.venv)"
+step "test dependencies (.venv, tests/js/node_modules)"
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+npm ci --prefix tests/js --no-audit --no-fund --silent
 
 step "build"
 cargo build --workspace --all-targets --locked

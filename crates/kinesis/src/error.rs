@@ -195,6 +195,9 @@ impl Ctx<'_> {
             StreamsError::ConsumerLimitExceeded { stream, limit } => ApiError::limit_exceeded(format!(
                 "Stream {stream} under account {account} already has {limit} registered consumers, the most a stream can have."
             )),
+            StreamsError::ConsumersCreatingLimitExceeded { stream, limit } => ApiError::limit_exceeded(format!(
+                "Stream {stream} under account {account} already has {limit} consumers in CREATING status; wait for one to become ACTIVE."
+            )),
             StreamsError::ThroughputExceeded { stream, shard_id, write: true } => ApiError::throughput_exceeded(format!(
                 "Rate exceeded for shard {shard_id} in stream {stream} under account {account}."
             )),

@@ -110,8 +110,22 @@ impl Service {
         self.consumer_arn_member(&mut v, consumer_arn);
         v.finish()?;
         match (consumer_arn, stream_arn, name) {
-            (Some(arn), _, _) => {
+            (Some(arn), stream_arn, name) => {
                 let (stream, consumer, created) = self.consumer_from_arn(arn)?;
+                // All three may be given, as long as they name the same consumer.
+                if name.is_some_and(|n| n != consumer) {
+                    return Err(ApiError::invalid_argument(format!(
+                        "ConsumerARN {arn} and ConsumerName {} do not refer to the same consumer.",
+                        name.unwrap()
+                    )));
+                }
+                if let Some(s) = stream_arn {
+                    if self.stream_from_arn(s)? != stream {
+                        return Err(ApiError::invalid_argument(format!(
+                            "ConsumerARN {arn} does not belong to the stream {s}."
+                        )));
+                    }
+                }
                 Ok((stream, consumer, Some(created)))
             }
             (None, Some(arn), Some(name)) => {
@@ -160,6 +174,11 @@ impl Service {
         );
         v.finish()?;
         let stream = self.stream_from_arn(arn.unwrap())?;
+        if token.is_some() && created.is_some() {
+            return Err(ApiError::invalid_argument(
+                "NextToken and StreamCreationTimestamp cannot be provided together.",
+            ));
+        }
         let after = match token {
             Some(t) => {
                 let t = self.page_token(t, "ListStreamConsumers")?;

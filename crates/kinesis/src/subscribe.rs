@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -66,48 +65,41 @@ impl http_body::Body for EventBody {
 type SubscriptionKey = (String, String, u32);
 
 struct Active {
-    id: u64,
     started: Instant,
-    /// Set to true to end the subscription with ResourceInUseException (taken over).
+    /// Set to true to end the subscription with ResourceInUseException (taken over). Closed
+    /// (no receiver) once the subscription has ended.
     cancel: watch::Sender<bool>,
 }
 
-/// The live subscriptions of one server.
+/// The subscriptions of one server: running ones, and ended ones for the 5 seconds in which
+/// they still block a new call for the same consumer and shard.
 #[derive(Default)]
 pub struct Subscriptions {
     active: Mutex<HashMap<SubscriptionKey, Active>>,
-    next_id: AtomicU64,
 }
 
 impl Subscriptions {
-    /// Registers a subscription, or says why not: `Err(())` if one for the same key started
-    /// less than [`TAKEOVER_AFTER`] ago. An older one is told to end.
-    fn start(&self, key: SubscriptionKey) -> Result<(u64, watch::Receiver<bool>), ()> {
+    /// Registers a subscription, or says why not: `Err(())` if a call for the same key
+    /// succeeded less than [`TAKEOVER_AFTER`] ago (ended or not). An older running one is
+    /// told to end.
+    fn start(&self, key: SubscriptionKey) -> Result<watch::Receiver<bool>, ()> {
         let mut active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
+        active.retain(|_, a| !(a.cancel.is_closed() && a.started.elapsed() >= TAKEOVER_AFTER));
         if let Some(a) = active.get(&key) {
-            if a.started.elapsed() < TAKEOVER_AFTER && !a.cancel.is_closed() {
+            if a.started.elapsed() < TAKEOVER_AFTER {
                 return Err(());
             }
             a.cancel.send_replace(true);
         }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (cancel, rx) = watch::channel(false);
         active.insert(
             key,
             Active {
-                id,
                 started: Instant::now(),
                 cancel,
             },
         );
-        Ok((id, rx))
-    }
-
-    fn finish(&self, key: &SubscriptionKey, id: u64) {
-        let mut active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
-        if active.get(key).is_some_and(|a| a.id == id) {
-            active.remove(key);
-        }
+        Ok(rx)
     }
 
     /// Subscriptions running now.
@@ -115,7 +107,9 @@ impl Subscriptions {
         self.active
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .len()
+            .values()
+            .filter(|a| !a.cancel.is_closed())
+            .count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -225,7 +219,7 @@ impl Service {
                 e => ctx.map(e),
             })?;
         let key = (stream.clone(), consumer.clone(), shard_id.0);
-        let (id, cancel) = self.subscriptions.start(key.clone()).map_err(|()| {
+        let cancel = self.subscriptions.start(key.clone()).map_err(|()| {
             ApiError::in_use(format!(
                 "Another active subscription exists for this consumer: {account}:{stream}:{shard_id}:{consumer}"
             ))
@@ -233,9 +227,7 @@ impl Service {
         let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
         let task = Subscription {
             streams: self.streams.clone(),
-            subscriptions: self.subscriptions.clone(),
             key,
-            id,
             created_ms,
             account,
             format: input.format,
@@ -250,9 +242,7 @@ impl Service {
 /// The producer side of one subscription.
 struct Subscription {
     streams: Arc<Streams>,
-    subscriptions: Arc<Subscriptions>,
     key: SubscriptionKey,
-    id: u64,
     created_ms: i64,
     account: String,
     format: Format,
@@ -268,7 +258,6 @@ impl Subscription {
         if let Some(e) = ended {
             let _ = self.tx.send(exception(&e, self.format)).await;
         }
-        self.subscriptions.finish(&self.key, self.id);
         tracing::debug!(%stream, %consumer, shard = %ShardId(shard), "subscription ended");
     }
 

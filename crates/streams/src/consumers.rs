@@ -9,6 +9,8 @@ use crate::streams::Streams;
 
 /// Consumers one stream may have registered at once, as on AWS.
 pub const CONSUMERS_MAX: usize = 20;
+/// Consumers of one stream that may be CREATING at once, as on AWS.
+pub const CONSUMERS_CREATING_MAX: usize = 5;
 
 /// A consumer as clients see it, with what its ARN is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +66,17 @@ impl Streams {
             return Err(StreamsError::ConsumerLimitExceeded {
                 stream: stream.to_string(),
                 limit: CONSUMERS_MAX as u32,
+            });
+        }
+        let creating = next
+            .consumers
+            .iter()
+            .filter(|c| c.status == ConsumerStatus::Creating)
+            .count();
+        if creating >= CONSUMERS_CREATING_MAX {
+            return Err(StreamsError::ConsumersCreatingLimitExceeded {
+                stream: stream.to_string(),
+                limit: CONSUMERS_CREATING_MAX as u32,
             });
         }
         let c = ConsumerMeta {

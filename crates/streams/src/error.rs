@@ -79,6 +79,8 @@ pub enum StreamsError {
     ConsumerNotFound { stream: String, consumer: String },
     #[error("stream {stream} has the maximum of {limit} consumers")]
     ConsumerLimitExceeded { stream: String, limit: u32 },
+    #[error("stream {stream} has {limit} consumers being created")]
+    ConsumersCreatingLimitExceeded { stream: String, limit: u32 },
     #[error("shard {shard_id} of stream {stream} is over its {} quota", if *write { "write" } else { "read" })]
     ThroughputExceeded {
         stream: String,

@@ -29,7 +29,7 @@ mod streams;
 mod throughput;
 
 pub use config::StreamsConfig;
-pub use consumers::{ConsumerView, CONSUMERS_MAX};
+pub use consumers::{ConsumerView, CONSUMERS_CREATING_MAX, CONSUMERS_MAX};
 pub use error::StreamsError;
 pub use meta::{
     ConsumerMeta, ConsumerStatus, ShardMeta, StreamMeta, StreamMode, StreamSpec, StreamStatus,

@@ -447,7 +447,9 @@ impl Streams {
             if meta.status == StreamStatus::Deleting {
                 return Ok(());
             }
-            if !meta.consumers.is_empty() && !enforce_consumer_deletion {
+            let mut settled = meta.clone();
+            self.settle_consumers(&mut settled, self.now_ms());
+            if !settled.consumers.is_empty() && !enforce_consumer_deletion {
                 return Err(StreamsError::StreamHasConsumers {
                     name: name.to_string(),
                 });
