@@ -20,6 +20,11 @@ TIMEOUT_S = 120
 
 
 def test_js_sdk_subscribe_to_shard(endpoint):
+    run_js_test(endpoint)
+
+
+def run_js_test(endpoint: str, extra_env: dict | None = None) -> None:
+    """Runs subscribe.test.mjs against `endpoint` (http:// for h2c, https:// for h2 by ALPN)."""
     node = shutil.which("node")
     if node is None:
         if os.environ.get("CI"):
@@ -29,6 +34,7 @@ def test_js_sdk_subscribe_to_shard(endpoint):
         "the JS SDK is not installed; run: npm ci --prefix tests/js")
     env = dict(os.environ)
     env["SLUICE_ENDPOINT"] = endpoint
+    env.update(extra_env or {})
     try:
         proc = subprocess.run([node, "--test", str(JS_DIR / "subscribe.test.mjs")], cwd=str(REPO), env=env,
                               capture_output=True, text=True, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)

@@ -103,3 +103,10 @@ def test_alpn_offers_http2_and_the_plain_port_does_not_speak_tls(tls_server):
     bad = subprocess.run(["curl", "-sS", f"{endpoint}/health"], capture_output=True, text=True,
                          timeout=30)
     assert bad.returncode != 0
+
+
+def test_js_sdk_over_tls_negotiates_http2_and_subscribes(tls_server):
+    """The JS SDK v3 over https:// takes HTTP/2 by ALPN (its Node handler is HTTP/2 only)."""
+    from test_js_sdk import run_js_test
+    endpoint, cert, _ = tls_server
+    run_js_test(endpoint, {"NODE_EXTRA_CA_CERTS": str(cert)})
