@@ -48,6 +48,16 @@ async fn produce_to(client: Client, stream: &str, writer: usize, acked: Acked) {
     }
 }
 
+/// A random source seeded from `CRASH_SEED`, or at random (printed, to replay a failure).
+fn seeded_rng() -> rand::rngs::StdRng {
+    let seed: u64 = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::thread_rng().gen());
+    println!("crash seed {seed} (set CRASH_SEED to replay)");
+    rand::rngs::StdRng::seed_from_u64(seed)
+}
+
 async fn read_shard(client: &Client, shard: &str) -> Vec<(String, Vec<u8>)> {
     read_stream_shard(client, "crash", shard).await
 }
@@ -89,12 +99,7 @@ async fn read_stream_shard(client: &Client, stream: &str, shard: &str) -> Vec<(S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_records_survive_kill_9() {
-    let seed: u64 = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::thread_rng().gen());
-    println!("crash seed {seed} (set CRASH_SEED to replay)");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut rng = seeded_rng();
     let mut server = common::Server::start();
     let _dir = server.take_dir();
     let data_dir = server.data_dir.clone();
@@ -212,12 +217,7 @@ async fn reshard_loop(client: Client) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_records_survive_kill_9_during_resharding() {
-    let seed: u64 = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::thread_rng().gen());
-    println!("crash seed {seed} (set CRASH_SEED to replay)");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut rng = seeded_rng();
     let mut server = common::Server::start();
     let _dir = server.take_dir();
     let data_dir = server.data_dir.clone();

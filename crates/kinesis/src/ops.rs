@@ -1027,17 +1027,7 @@ impl Service {
         let records = result
             .records
             .into_iter()
-            .map(|(seq, r)| {
-                Out::map()
-                    .str("SequenceNumber", seq.to_string())
-                    .set("ApproximateArrivalTimestamp", Out::Timestamp(r.arrival_ms))
-                    .set("Data", Out::Blob(r.data))
-                    .str(
-                        "PartitionKey",
-                        String::from_utf8(r.partition_key).unwrap_or_default(),
-                    )
-                    .done()
-            })
+            .map(|(seq, r)| record_out(seq, r))
             .collect();
         let next = result.next.map(|cursor| {
             Out::Str(
@@ -1192,6 +1182,19 @@ impl Service {
                 .done(),
         )
     }
+}
+
+/// A record as GetRecords and SubscribeToShardEvent show it.
+pub(crate) fn record_out(seq: SequenceNumber, r: sluice_streams::StoredRecord) -> Out {
+    Out::map()
+        .set("SequenceNumber", Out::Sequence(seq))
+        .set("ApproximateArrivalTimestamp", Out::Timestamp(r.arrival_ms))
+        .set("Data", Out::Blob(r.data))
+        .str(
+            "PartitionKey",
+            String::from_utf8(r.partition_key).unwrap_or_default(),
+        )
+        .done()
 }
 
 /// `ChildShards` of GetRecords and SubscribeToShardEvent.

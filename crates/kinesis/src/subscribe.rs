@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, watch};
 use crate::codec;
 use crate::error::ApiError;
 use crate::limits::*;
-use crate::ops::{child_shards_out, Reply, Service};
+use crate::ops::{child_shards_out, record_out, Reply, Service};
 use crate::validate::{self, Validator};
 use crate::value::{Format, Input, Out};
 
@@ -343,17 +343,7 @@ impl Subscription {
                 let records = result
                     .records
                     .into_iter()
-                    .map(|(seq, r)| {
-                        Out::map()
-                            .set("SequenceNumber", Out::Sequence(seq))
-                            .set("ApproximateArrivalTimestamp", Out::Timestamp(r.arrival_ms))
-                            .set("Data", Out::Blob(r.data))
-                            .str(
-                                "PartitionKey",
-                                String::from_utf8(r.partition_key).unwrap_or_default(),
-                            )
-                            .done()
-                    })
+                    .map(|(seq, r)| record_out(seq, r))
                     .collect();
                 // At the shard's end: no continuation, and the children (KCL's end signal).
                 let continuation = (!at_end).then_some(Out::Sequence(result.continuation));

@@ -359,8 +359,34 @@ async fn e2e(client: Client, o: Options, shards: Vec<String>) -> Result<Report, 
             hist.lock().unwrap().add(&local).unwrap();
         }));
     }
+    Ok(produce_and_report(
+        &client,
+        &o,
+        shards.len(),
+        epoch,
+        stop,
+        readers,
+        &totals,
+        &hist,
+    )
+    .await)
+}
+
+/// The latency modes' second half: produce at the set rate while the readers run, let them
+/// catch up, stop them and report their latencies.
+#[allow(clippy::too_many_arguments)]
+async fn produce_and_report(
+    client: &Client,
+    o: &Options,
+    shards: usize,
+    epoch: Instant,
+    stop: Arc<AtomicBool>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+    totals: &Totals,
+    hist: &Mutex<Histogram<u64>>,
+) -> Report {
     let start = Instant::now();
-    produce(&client, &o, epoch, &totals).await;
+    produce(client, o, epoch, totals).await;
     // Let the readers catch up with the last records.
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
@@ -370,14 +396,14 @@ async fn e2e(client: Client, o: Options, shards: Vec<String>) -> Result<Report, 
     let records = totals.records.load(Ordering::Relaxed);
     let record_bytes = o.record_bytes.max(8);
     let shape = Shape {
-        shards: shards.len(),
+        shards,
         record_bytes,
         batch: 1,
         concurrency: 1,
         bytes: records * record_bytes as u64,
     };
-    let report = report(&o, shape, start, &totals, &hist.lock().unwrap());
-    Ok(report)
+    let report = report(o, shape, start, totals, &hist.lock().unwrap());
+    report
 }
 
 /// The latency producer: one record per PutRecord, at `o.rate`, each stamped with its send
@@ -525,24 +551,17 @@ async fn efo(client: Client, o: Options, shards: Vec<String>) -> Result<Report, 
             hist.lock().unwrap().add(&local).unwrap();
         }));
     }
-    let start = Instant::now();
-    produce(&client, &o, epoch, &totals).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
-    for r in readers {
-        let _ = r.await;
-    }
-    let records = totals.records.load(Ordering::Relaxed);
-    let record_bytes = o.record_bytes.max(8);
-    let shape = Shape {
-        shards: shards.len(),
-        record_bytes,
-        batch: 1,
-        concurrency: 1,
-        bytes: records * record_bytes as u64,
-    };
-    let report = report(&o, shape, start, &totals, &hist.lock().unwrap());
-    Ok(report)
+    Ok(produce_and_report(
+        &client,
+        &o,
+        shards.len(),
+        epoch,
+        stop,
+        readers,
+        &totals,
+        &hist,
+    )
+    .await)
 }
 
 async fn read(client: Client, o: Options, shards: Vec<String>) -> Result<Report, LoadError> {

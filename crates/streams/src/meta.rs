@@ -137,6 +137,21 @@ impl StreamMeta {
         self.shards.iter().filter(|s| s.is_open()).count() as u32
     }
 
+    /// The open shards as `(start, end, index)`, in hash-key order.
+    pub fn open_ranges(&self) -> Vec<(u128, u128, u32)> {
+        let mut routes: Vec<(u128, u128, u32)> = self
+            .shards
+            .iter()
+            .filter(|s| s.is_open())
+            .map(|s| {
+                let (a, b) = s.hash_range();
+                (a, b, s.index)
+            })
+            .collect();
+        routes.sort_unstable();
+        routes
+    }
+
     pub fn shard(&self, index: u32) -> Option<&ShardMeta> {
         self.shards
             .binary_search_by_key(&index, |s| s.index)

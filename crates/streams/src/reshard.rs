@@ -177,17 +177,7 @@ impl Plan {
     /// range: every step is a legal split or merge, so lineage stays parent/adjacent-parent.
     fn uniform(&mut self, target: u32, now: i64) {
         let targets = even_ranges(target);
-        let mut open: Vec<(u128, u128, u32)> = self
-            .next
-            .shards
-            .iter()
-            .filter(|s| s.is_open())
-            .map(|s| {
-                let (a, b) = s.hash_range();
-                (a, b, s.index)
-            })
-            .collect();
-        open.sort_unstable();
+        let open = self.next.open_ranges();
         let mut pieces = Vec::new();
         for (start, end, index) in open {
             let mut current = index;

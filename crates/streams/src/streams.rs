@@ -126,16 +126,7 @@ pub(crate) struct Topology {
 
 impl Topology {
     pub fn new(shards: BTreeMap<u32, Arc<Shard>>, meta: &StreamMeta) -> Topology {
-        let mut routes: Vec<(u128, u128, u32)> = meta
-            .shards
-            .iter()
-            .filter(|s| s.is_open())
-            .map(|s| {
-                let (a, b) = s.hash_range();
-                (a, b, s.index)
-            })
-            .collect();
-        routes.sort_unstable();
+        let routes = meta.open_ranges();
         Topology { shards, routes }
     }
 
