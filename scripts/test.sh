@@ -10,6 +10,16 @@ cd "$(dirname "$0")/.."
 step() { printf '\n== %s\n' "$*"; }
 
 step "test dependencies (.venv, tests/js/node_modules)"
+# Programs the end-to-end tests call: Node.js for the JS SDK, openssl for a TLS certificate,
+# curl for ALPN checks. Installed from Debian's packages when missing.
+missing=()
+for tool in node:nodejs npm:npm openssl:openssl curl:curl; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq "${missing[@]}"
+fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
