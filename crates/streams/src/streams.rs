@@ -110,9 +110,12 @@ impl Shard {
         }
     }
 
+    /// Closes the shard at `end`: readers stop there, subscriptions are woken, and the
+    /// writer thread ends (nothing is routed to a closed shard; reads need no writer).
     pub fn close_at(&self, end: u64) {
         self.closed_end.store(end, Ordering::Release);
         self.end_tx.send_replace(end);
+        self.log.close();
     }
 }
 
@@ -274,7 +277,11 @@ impl Streams {
     fn open_stream(&self, mut meta: StreamMeta, fresh: bool) -> Result<Arc<Stream>, StreamsError> {
         let mut shards = BTreeMap::new();
         for s in &meta.shards {
-            shards.insert(s.index, self.open_shard(meta.uid, s, fresh)?);
+            let shard = self.open_shard(meta.uid, s, fresh)?;
+            if s.closed_end_offset.is_some() {
+                shard.log.close();
+            }
+            shards.insert(s.index, shard);
         }
         if meta.next_shard_index == 0 {
             meta.next_shard_index = meta.shards.iter().map(|s| s.index + 1).max().unwrap_or(0);
