@@ -48,6 +48,29 @@ async fn produce_to(client: Client, stream: &str, writer: usize, acked: Acked) {
     }
 }
 
+/// Every acknowledged record is in what was read back, with its sequence number and data;
+/// returns how many were checked.
+fn assert_acked_present(
+    round: usize,
+    stored: &HashMap<String, Vec<(String, Vec<u8>)>>,
+    acked: &Acked,
+) -> usize {
+    let acked = acked.lock().unwrap().clone();
+    for (shard, seq, data) in &acked {
+        let recs = stored.get(shard).unwrap_or_else(|| {
+            panic!("round {round}: shard {shard} of an acknowledged record is gone")
+        });
+        let i = recs
+            .binary_search_by(|(s, _)| s.cmp(seq))
+            .unwrap_or_else(|_| panic!("round {round}: acknowledged {shard} {seq} missing"));
+        assert_eq!(
+            &recs[i].1, data,
+            "round {round}: record {seq} has other data"
+        );
+    }
+    acked.len()
+}
+
 /// A random source seeded from `CRASH_SEED`, or at random (printed, to replay a failure).
 fn seeded_rng() -> rand::rngs::StdRng {
     let seed: u64 = std::env::var("CRASH_SEED")
@@ -145,19 +168,7 @@ async fn acknowledged_records_survive_kill_9() {
             }
             stored.insert(shard.to_string(), recs);
         }
-        let acked_now = acked.lock().unwrap().clone();
-        let mut found = 0;
-        for (shard, seq, data) in &acked_now {
-            let recs = &stored[shard];
-            let i = recs
-                .binary_search_by(|(s, _)| s.cmp(seq))
-                .unwrap_or_else(|_| panic!("round {round}: acknowledged {shard} {seq} missing"));
-            assert_eq!(
-                &recs[i].1, data,
-                "round {round}: acknowledged record {seq} has other data"
-            );
-            found += 1;
-        }
+        let found = assert_acked_present(round, &stored, &acked);
         println!(
             "round {round}: killed after {kill_after:?}; {found} acknowledged records all present"
         );
@@ -265,19 +276,7 @@ async fn acknowledged_records_survive_kill_9_during_resharding() {
             stored.insert(id.to_string(), recs);
         }
         assert!(open >= 2, "open shards still cover the hash-key space");
-        let acked_now = acked.lock().unwrap().clone();
-        for (shard, seq, data) in &acked_now {
-            let recs = stored.get(shard).unwrap_or_else(|| {
-                panic!("round {round}: shard {shard} of an acknowledged record is gone")
-            });
-            let i = recs
-                .binary_search_by(|(s, _)| s.cmp(seq))
-                .unwrap_or_else(|_| panic!("round {round}: acknowledged {shard} {seq} missing"));
-            assert_eq!(
-                &recs[i].1, data,
-                "round {round}: record {seq} has other data"
-            );
-        }
+        let found = assert_acked_present(round, &stored, &acked);
         // Writes still work after the restart, routed to open shards only.
         c.call(
             "PutRecord",
@@ -288,7 +287,7 @@ async fn acknowledged_records_survive_kill_9_during_resharding() {
         println!(
             "round {round}: killed after {kill_after:?}; {} shards, {} acknowledged records all present",
             stored.len(),
-            acked_now.len()
+            found
         );
     }
 }
