@@ -586,6 +586,54 @@ mod tests {
     }
 
     #[test]
+    fn uniform_scaling_from_uneven_ranges_after_splits_and_merges() {
+        // A small deterministic generator: the test needs variety, not a dependency.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..200 {
+            let mut plan = Plan::new(&meta(1 + (next() % 4) as u32));
+            for _ in 0..(next() % 6) {
+                let open = plan.next.open_ranges();
+                let (start, end, index) = open[(next() as usize) % open.len()];
+                if end - start > 4 && next() % 3 != 0 {
+                    let at = start + 2 + (next() as u128 % (end - start - 3));
+                    plan.split(index, at, 100);
+                } else if open.len() > 1 {
+                    let i = (next() as usize) % (open.len() - 1);
+                    plan.merge(open[i].2, open[i + 1].2, 100);
+                }
+            }
+            let n = plan.next.open_shard_count();
+            let target = n.div_ceil(2) + (next() as u32 % (2 * n - n.div_ceil(2) + 1));
+            let before = plan.next.shards.len();
+            plan.uniform(target, 200);
+            assert_eq!(open_ranges(&plan.next), even_ranges(target));
+            for s in &plan.next.shards[before..] {
+                let parents: Vec<&ShardMeta> = [s.parent, s.adjacent_parent]
+                    .into_iter()
+                    .flatten()
+                    .map(|p| plan.next.shard(p).unwrap())
+                    .collect();
+                assert!(!parents.is_empty() && parents.iter().all(|p| !p.is_open()));
+                // A child covers exactly its parents' ranges.
+                let lo = parents.iter().map(|p| p.hash_range().0).min().unwrap();
+                let hi = parents.iter().map(|p| p.hash_range().1).max().unwrap();
+                let (a, b) = s.hash_range();
+                if parents.len() == 2 {
+                    assert_eq!((a, b), (lo, hi));
+                } else {
+                    assert!(lo <= a && b <= hi);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn doubling_splits_each_shard_once() {
         let mut plan = Plan::new(&meta(2));
         plan.uniform(4, 100);
