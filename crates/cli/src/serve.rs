@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use sluice_kinesis::{Credentials, Service};
+use sluice_aws::{Credentials, Gateway, ListenerLimits};
+use sluice_kinesis::Service;
 use sluice_streams::{Streams, SystemClock};
 
 use crate::config::Config;
@@ -42,7 +43,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         "any credentials accepted"
     };
-    let service = Arc::new(Service::new(streams.clone(), credentials));
+    let router = {
+        let clock = streams.clone();
+        Gateway::new(credentials, Arc::new(move || clock.now_ms()))
+            .json(Arc::new(Service::new(streams.clone())))
+            .routes(axum::Router::new().route("/health", axum::routing::get(|| async { "ok\n" })))
+            .into_router()
+    };
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -68,17 +75,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let tls = match &config.tls {
         Some(t) => {
-            let tls = sluice_kinesis::tls_config(&t.cert_file, &t.key_file)
+            let tls = sluice_aws::tls_config(&t.cert_file, &t.key_file)
                 .map_err(|e| anyhow::anyhow!("tls: {e}"))?;
             let l = tokio::net::TcpListener::bind(t.listen)
                 .await
                 .with_context(|| format!("listening on {}", t.listen))?;
             println!("sluice listening on https://{}", l.local_addr()?);
             let mut stop = stop_rx.clone();
-            Some(tokio::spawn(sluice_kinesis::serve_tls(
+            Some(tokio::spawn(sluice_aws::serve(
                 l,
-                tls,
-                service.clone(),
+                router.clone(),
+                Some(tls),
+                ListenerLimits::default(),
                 async move {
                     let _ = stop.wait_for(|s| *s).await;
                 },
@@ -86,10 +94,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    sluice_kinesis::serve(listener, service, async move {
-        shutdown().await;
-        let _ = stop_tx.send(true);
-    })
+    sluice_aws::serve(
+        listener,
+        router,
+        None,
+        ListenerLimits::default(),
+        async move {
+            shutdown().await;
+            let _ = stop_tx.send(true);
+        },
+    )
     .await?;
     if let Some(t) = tls {
         let _ = t.await;

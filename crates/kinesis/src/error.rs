@@ -1,109 +1,13 @@
-//! AWS errors: the type, HTTP status and message a client sees, and the one exhaustive mapping
-//! from the stream model's errors to them.
+//! Kinesis's errors: the one exhaustive mapping from the stream model's errors to the AWS error
+//! a client sees ([`ApiError`], from `sluice-aws`), with Kinesis's wording.
 
-use http::StatusCode;
 use sluice_streams::StreamsError;
 
-/// An error as Kinesis reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub type_name: &'static str,
-    pub status: StatusCode,
-    pub message: Option<String>,
-    /// SerializationException from type coercion spells the member `Message`.
-    pub capital_message: bool,
-}
+pub use sluice_aws::{ApiError, ErrorType};
 
-impl ApiError {
-    fn new(type_name: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            type_name,
-            status: StatusCode::BAD_REQUEST,
-            message: Some(message.into()),
-            capital_message: false,
-        }
-    }
-
-    pub fn serialization(message: impl Into<String>) -> ApiError {
-        ApiError {
-            capital_message: true,
-            ..ApiError::new("SerializationException", message)
-        }
-    }
-
-    /// A body that does not parse: no message, as AWS sends it.
-    pub fn serialization_bare() -> ApiError {
-        ApiError {
-            message: None,
-            ..ApiError::new("SerializationException", "")
-        }
-    }
-
-    pub fn unknown_operation() -> ApiError {
-        ApiError {
-            message: None,
-            ..ApiError::new("UnknownOperationException", "")
-        }
-    }
-
-    pub fn validation(message: impl Into<String>) -> ApiError {
-        ApiError::new("ValidationException", message)
-    }
-
-    pub fn invalid_argument(message: impl Into<String>) -> ApiError {
-        ApiError::new("InvalidArgumentException", message)
-    }
-
-    pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError::new("ResourceNotFoundException", message)
-    }
-
-    pub fn in_use(message: impl Into<String>) -> ApiError {
-        ApiError::new("ResourceInUseException", message)
-    }
-
-    pub fn limit_exceeded(message: impl Into<String>) -> ApiError {
-        ApiError::new("LimitExceededException", message)
-    }
-
-    pub fn expired_iterator(message: impl Into<String>) -> ApiError {
-        ApiError::new("ExpiredIteratorException", message)
-    }
-
-    pub fn expired_next_token(message: impl Into<String>) -> ApiError {
-        ApiError::new("ExpiredNextTokenException", message)
-    }
-
-    pub fn throughput_exceeded(message: impl Into<String>) -> ApiError {
-        ApiError::new("ProvisionedThroughputExceededException", message)
-    }
-
-    pub fn internal() -> ApiError {
-        ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            ..ApiError::new("InternalFailure", "Internal Service Failure")
-        }
-    }
-
-    pub fn auth(
-        type_name: &'static str,
-        status: StatusCode,
-        message: impl Into<String>,
-    ) -> ApiError {
-        ApiError {
-            status,
-            ..ApiError::new(type_name, message)
-        }
-    }
-
-    /// An operation of the Kinesis API that sluice does not have yet: a type of its own, so
-    /// that clients can tell it from a mistake in their request.
-    pub fn not_implemented(operation: &str) -> ApiError {
-        ApiError::new(
-            "UnsupportedOperationException",
-            format!("sluice does not support the {operation} operation yet. See docs/specs/kinesis-compat.md."),
-        )
-    }
+/// An operation of the Kinesis API that sluice does not have yet.
+pub fn not_implemented(operation: &str) -> ApiError {
+    ApiError::not_implemented(operation, "docs/specs/kinesis-compat.md")
 }
 
 /// Naming context for messages: the account the server presents.

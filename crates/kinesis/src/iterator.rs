@@ -140,7 +140,7 @@ pub fn java_date(ms: i64) -> String {
     const MON: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let c = crate::civil::from_ms(ms);
+    let c = sluice_aws::civil::from_ms(ms);
     format!(
         "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
         DOW[c.weekday_from_thursday as usize],

@@ -41,9 +41,9 @@ pub const LIST_CONSUMERS_MAX_RESULTS_MAX: i64 = 10_000;
 pub const SUBSCRIPTION_MS: u64 = 300_000;
 /// A subscription with nothing new still sends an event this often.
 pub const SUBSCRIPTION_HEARTBEAT_MS: u64 = 5_000;
-/// A request body larger than this is refused with 413 before it is parsed: a 10 MiB
-/// PutRecords base64-encodes to about 13.4 MiB.
-pub const REQUEST_BODY_BYTES_MAX: usize = 14 * 1024 * 1024;
+/// A request body larger than this is refused with 413 before it is parsed (by the one port,
+/// `sluice_aws`): a 10 MiB PutRecords base64-encodes to about 13.4 MiB.
+pub use sluice_aws::limits::REQUEST_BODY_BYTES_MAX;
 
 const _: () = assert!(RECORD_DATA_BYTES_MAX == 10 * 1024 * 1024);
 const _: () = assert!(REQUEST_BODY_BYTES_MAX > PUT_RECORDS_BYTES_MAX / 3 * 4 + 64 * 1024);

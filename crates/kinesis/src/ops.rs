@@ -10,12 +10,11 @@ use sluice_streams::{
 };
 use tokio::sync::oneshot;
 
-use crate::auth::Credentials;
 use crate::error::{ApiError, Ctx};
 use crate::iterator::{java_date, PageToken, ShardIterator};
 use crate::limits::*;
 use crate::validate::{self, Validator};
-use crate::value::{Input, Out};
+use sluice_aws::value::{Input, Out};
 
 /// Every operation of the Kinesis API model; those sluice does not have answer with
 /// [`ApiError::not_implemented`], anything else with UnknownOperationException.
@@ -61,28 +60,19 @@ pub const OPERATIONS: &[&str] = &[
     "UpdateStreamWarmThroughput",
 ];
 
-/// What an operation answers: nothing (an empty 200) or a structure.
-#[derive(Debug)]
-pub enum Reply {
-    Empty,
-    Body(Out),
-    /// An event stream (SubscribeToShard): encoded messages, sent as they come.
-    Events(crate::subscribe::EventBody),
-}
+pub use sluice_aws::Reply;
 
 /// The Kinesis service over one stream registry.
 pub struct Service {
     pub streams: Arc<Streams>,
-    pub credentials: Credentials,
     /// Live SubscribeToShard subscriptions.
     pub subscriptions: Arc<crate::subscribe::Subscriptions>,
 }
 
 impl Service {
-    pub fn new(streams: Arc<Streams>, credentials: Credentials) -> Service {
+    pub fn new(streams: Arc<Streams>) -> Service {
         Service {
             streams,
-            credentials,
             subscriptions: Default::default(),
         }
     }
@@ -129,7 +119,7 @@ impl Service {
             "DescribeStreamConsumer" => self.describe_stream_consumer(input),
             "ListStreamConsumers" => self.list_stream_consumers(input),
             "SubscribeToShard" => self.subscribe_to_shard(input),
-            other if OPERATIONS.contains(&other) => Err(ApiError::not_implemented(other)),
+            other if OPERATIONS.contains(&other) => Err(crate::error::not_implemented(other)),
             _ => Err(ApiError::unknown_operation()),
         }
     }
@@ -788,19 +778,19 @@ impl Service {
                         }
                     };
                     Out::map()
-                        .set("SequenceNumber", Out::Sequence(r.sequence_number))
+                        .set("SequenceNumber", sequence_out(r.sequence_number))
                         .set("ShardId", Out::Shared(shard_id))
                         .done()
                 }
                 Err(e) => {
                     failed += 1;
                     let e = self.ctx().map(e);
-                    let (code, message) = if e.type_name == "ProvisionedThroughputExceededException"
-                    {
-                        (e.type_name, e.message.unwrap_or_default())
-                    } else {
-                        ("InternalFailure", "Internal Service Failure".to_string())
-                    };
+                    let (code, message) =
+                        if e.error_type == sluice_aws::ErrorType::ProvisionedThroughputExceeded {
+                            (e.type_name(), e.message.unwrap_or_default())
+                        } else {
+                            ("InternalFailure", "Internal Service Failure".to_string())
+                        };
                     Out::map()
                         .str("ErrorCode", code)
                         .str("ErrorMessage", message)
@@ -852,7 +842,7 @@ impl Service {
             if !key_ok || !e.explicit_hash_key.is_none_or(validate::is_hash_key) {
                 return None;
             }
-            let data = crate::value::decode_base64(e.data).ok()?;
+            let data = sluice_aws::value::decode_base64(e.data).ok()?;
             if data.len() > RECORD_DATA_BYTES_MAX {
                 return None;
             }
@@ -1185,9 +1175,18 @@ impl Service {
 }
 
 /// A record as GetRecords and SubscribeToShardEvent show it.
+/// A sequence number as a response member: its 56 digits, kept inline.
+pub(crate) fn sequence_out(n: SequenceNumber) -> Out {
+    let digits = n.to_digits();
+    match sluice_aws::value::InlineStr::new(&digits) {
+        Some(s) => Out::Inline(s),
+        None => Out::Str(String::from_utf8_lossy(&digits).into_owned()),
+    }
+}
+
 pub(crate) fn record_out(seq: SequenceNumber, r: sluice_streams::StoredRecord) -> Out {
     Out::map()
-        .set("SequenceNumber", Out::Sequence(seq))
+        .set("SequenceNumber", sequence_out(seq))
         .set("ApproximateArrivalTimestamp", Out::Timestamp(r.arrival_ms))
         .set("Data", Out::Blob(r.data))
         .str(
@@ -1264,4 +1263,41 @@ fn tag_characters<'a>(mut texts: impl Iterator<Item = &'a str>) -> Result<(), St
         return Err("Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @.".into());
     }
     Ok(())
+}
+
+impl sluice_aws::JsonService for Service {
+    fn target_prefix(&self) -> &'static str {
+        "Kinesis_20131202."
+    }
+
+    fn signing_name(&self) -> &'static str {
+        "kinesis"
+    }
+
+    fn operations(&self) -> &'static [&'static str] {
+        OPERATIONS
+    }
+
+    fn call<'a>(
+        &'a self,
+        call: sluice_aws::Call<'a>,
+    ) -> sluice_aws::BoxFuture<'a, Result<Reply, ApiError>> {
+        Box::pin(Service::call(self, call.op, call.input))
+    }
+
+    /// A well-formed JSON PutRecords skips the generic request tree.
+    fn fast<'a>(
+        &'a self,
+        op: &str,
+        format: sluice_aws::Format,
+        body: &bytes::Bytes,
+    ) -> Option<sluice_aws::BoxFuture<'a, Result<Reply, ApiError>>> {
+        if op != "PutRecords" || format != sluice_aws::Format::Json {
+            return None;
+        }
+        let (stream, records) = Service::parse_put_records_fast(body)?;
+        Some(Box::pin(async move {
+            self.put_records_checked(&stream, records).await
+        }))
+    }
 }

@@ -8,7 +8,7 @@ use crate::iterator::PageToken;
 use crate::limits::*;
 use crate::ops::{Reply, Service};
 use crate::validate::{self, Validator};
-use crate::value::{Input, Out};
+use sluice_aws::value::{Input, Out};
 
 const CONSUMER_ARN_PATTERN: &str =
     "^(arn):aws.*:kinesis:.*:\\d{12}:.*stream\\/[a-zA-Z0-9_.-]+\\/consumer\\/[a-zA-Z0-9_.-]+:[0-9]+";

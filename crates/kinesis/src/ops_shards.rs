@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use crate::limits::*;
 use crate::ops::{Reply, Service};
 use crate::validate::{self, Validator};
-use crate::value::{Input, Out};
+use sluice_aws::value::{Input, Out};
 
 impl Service {
     /// Reads a shard id the way AWS does: the number after the first '-' (or the whole id) is

@@ -19,12 +19,12 @@ use bytes::Bytes;
 use sluice_streams::{ConsumerStatus, ShardCursor, ShardId, Streams, StreamsError};
 use tokio::sync::{mpsc, watch};
 
-use crate::codec;
 use crate::error::ApiError;
 use crate::limits::*;
 use crate::ops::{child_shards_out, record_out, Reply, Service};
 use crate::validate::{self, Validator};
-use crate::value::{Format, Input, Out};
+use sluice_aws::codec;
+use sluice_aws::value::{Format, Input, Out};
 
 /// A second subscription for the same consumer and shard within this long of the first is
 /// refused; after it, the new one takes over (AWS's rule).
@@ -147,7 +147,7 @@ fn exception(e: &ApiError, format: Format) -> Bytes {
     message(
         &[
             (":message-type", "exception"),
-            (":exception-type", e.type_name),
+            (":exception-type", e.type_name()),
             (":content-type", codec::content_type(format)),
         ],
         codec::encode(&body, format),
@@ -235,7 +235,7 @@ impl Service {
             cancel,
         };
         tokio::spawn(task.run(cursor));
-        Ok(Reply::Events(EventBody { rx }))
+        Ok(Reply::Events(axum::body::Body::new(EventBody { rx })))
     }
 }
 
@@ -346,7 +346,8 @@ impl Subscription {
                     .map(|(seq, r)| record_out(seq, r))
                     .collect();
                 // At the shard's end: no continuation, and the children (KCL's end signal).
-                let continuation = (!at_end).then_some(Out::Sequence(result.continuation));
+                let continuation =
+                    (!at_end).then_some(crate::ops::sequence_out(result.continuation));
                 let children = at_end.then(|| child_shards_out(&result.child_shards));
                 let out = Out::map()
                     .set("Records", Out::Array(records))

@@ -10,7 +10,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use http::{HeaderMap, StatusCode};
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorType};
 
 /// How far a signed request's time may be from the server's.
 const CLOCK_SKEW_MAX_MS: i64 = 15 * 60 * 1000;
@@ -40,9 +40,12 @@ impl Credentials {
         !self.keys.is_empty()
     }
 
-    /// Verifies the request's signature. `query` is the raw query string.
+    /// Verifies the request's signature. `query` is the raw query string; `service` is the
+    /// signing name the credential scope must name (`kinesis`, `firehose`, `lambda`, `s3`).
+    #[allow(clippy::too_many_arguments)]
     pub fn verify(
         &self,
+        service: &str,
         method: &str,
         path: &str,
         query: Option<&str>,
@@ -73,24 +76,29 @@ impl Credentials {
         }
         let Some(signed) = signed else {
             return Err(ApiError::auth(
-                "MissingAuthenticationTokenException",
+                ErrorType::MissingAuthenticationToken,
                 StatusCode::BAD_REQUEST,
                 "Missing Authentication Token",
             ));
         };
         let Some(secret) = self.keys.get(&signed.access_key) else {
             return Err(ApiError::auth(
-                "UnrecognizedClientException",
+                ErrorType::UnrecognizedClient,
                 StatusCode::BAD_REQUEST,
                 "The security token included in the request is invalid.",
             ));
         };
+        if signed.service != service {
+            return Err(invalid_signature(format!(
+                "Credential should be scoped to correct service: '{service}'. "
+            )));
+        }
         let request_ms = parse_amz_date(&signed.amz_date)
             .ok_or_else(|| invalid_signature("Date must be in ISO-8601 'basic format'."))?;
         if let Some(expires_s) = signed.expires_s {
             if now_ms > request_ms + expires_s * 1000 {
                 return Err(ApiError::auth(
-                    "AccessDeniedException",
+                    ErrorType::AccessDenied,
                     StatusCode::FORBIDDEN,
                     "Request has expired",
                 ));
@@ -164,7 +172,7 @@ impl Credentials {
 
 fn invalid_signature(message: impl Into<String>) -> ApiError {
     ApiError::auth(
-        "InvalidSignatureException",
+        ErrorType::InvalidSignature,
         StatusCode::BAD_REQUEST,
         message,
     )
@@ -197,7 +205,7 @@ fn split_credential(credential: &str) -> Option<(String, String, String, String)
 fn from_header(h: &str, headers: &HeaderMap) -> Result<Signed, ApiError> {
     let incomplete = |what: &str| {
         ApiError::auth(
-            "IncompleteSignatureException",
+            ErrorType::IncompleteSignature,
             StatusCode::BAD_REQUEST,
             format!("{what}Authorization={h}"),
         )
@@ -264,7 +272,7 @@ fn from_query(params: &[(String, String)]) -> Result<Signed, ApiError> {
     };
     let missing = |k: &str| {
         ApiError::auth(
-            "IncompleteSignatureException",
+            ErrorType::IncompleteSignature,
             StatusCode::BAD_REQUEST,
             format!("AWS query-string parameters must include '{k}'."),
         )

@@ -376,8 +376,8 @@ pub enum Out {
     Str(String),
     /// A string shared by many members of one response (a shard id in PutRecords).
     Shared(std::sync::Arc<str>),
-    /// A sequence number, written as its digits without an intermediate string.
-    Sequence(sluice_streams::SequenceNumber),
+    /// A short ASCII string kept inline (a sequence number's digits), without an allocation.
+    Inline(InlineStr),
     Blob(Vec<u8>),
     /// Epoch milliseconds.
     Timestamp(i64),
@@ -417,5 +417,45 @@ impl OutMap {
     }
     pub fn done(self) -> Out {
         Out::Map(self.0)
+    }
+}
+
+/// A short ASCII string stored inline: sequence numbers are written in every PutRecords answer,
+/// one per record, and this keeps them off the heap.
+#[derive(Clone, Copy)]
+pub struct InlineStr {
+    len: u8,
+    bytes: [u8; InlineStr::CAPACITY],
+}
+
+impl InlineStr {
+    pub const CAPACITY: usize = 56;
+
+    /// `None` when `s` is longer than [`InlineStr::CAPACITY`] or not printable ASCII (which
+    /// would need escaping in JSON).
+    pub fn new(s: &[u8]) -> Option<InlineStr> {
+        if s.len() > Self::CAPACITY
+            || !s
+                .iter()
+                .all(|b| (0x20..0x7f).contains(b) && *b != b'"' && *b != b'\\')
+        {
+            return None;
+        }
+        let mut bytes = [0u8; Self::CAPACITY];
+        bytes[..s.len()].copy_from_slice(s);
+        Some(InlineStr {
+            len: s.len() as u8,
+            bytes,
+        })
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+impl fmt::Debug for InlineStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
     }
 }

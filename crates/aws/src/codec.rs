@@ -62,19 +62,21 @@ fn write_json(buf: &mut Vec<u8>, out: &Out) {
         Out::Int(i) => buf.extend_from_slice(i.to_string().as_bytes()),
         Out::Str(s) => json_str(buf, s),
         Out::Shared(s) => json_str(buf, s),
-        Out::Sequence(n) => {
+        Out::Inline(s) => {
             buf.push(b'"');
-            buf.extend_from_slice(&n.to_digits());
+            buf.extend_from_slice(s.as_bytes());
             buf.push(b'"');
         }
         Out::Blob(b) => {
             buf.push(b'"');
+            // A blob is at most the request body limit, so its base64 length always fits.
             let start = buf.len();
-            let encoded_len = base64::encoded_len(b.len(), true).expect("blob length fits");
+            let encoded_len = base64::encoded_len(b.len(), true).unwrap_or(0);
             buf.resize(start + encoded_len, 0);
-            base64::engine::general_purpose::STANDARD
+            let written = base64::engine::general_purpose::STANDARD
                 .encode_slice(b, &mut buf[start..])
-                .expect("sized above");
+                .unwrap_or(0);
+            buf.truncate(start + written);
             buf.push(b'"');
         }
         // Epoch seconds with millisecond precision, as AWS writes them.
@@ -118,7 +120,8 @@ fn json_str(buf: &mut Vec<u8>, s: &str) {
         buf.extend_from_slice(s.as_bytes());
         buf.push(b'"');
     } else {
-        serde_json::to_writer(&mut *buf, s).expect("writing to a Vec");
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *buf, s);
     }
 }
 
@@ -160,10 +163,9 @@ fn write_cbor(buf: &mut Vec<u8>, out: &Out) {
         Out::Int(i) => cbor_int(buf, *i),
         Out::Str(s) => cbor_text(buf, s),
         Out::Shared(s) => cbor_text(buf, s),
-        Out::Sequence(n) => {
-            let digits = n.to_digits();
-            cbor_head(buf, 3, digits.len() as u64);
-            buf.extend_from_slice(&digits);
+        Out::Inline(s) => {
+            cbor_head(buf, 3, s.as_bytes().len() as u64);
+            buf.extend_from_slice(s.as_bytes());
         }
         Out::Blob(b) => {
             cbor_head(buf, 2, b.len() as u64);
@@ -193,7 +195,7 @@ fn write_cbor(buf: &mut Vec<u8>, out: &Out) {
 
 /// The error body: `{"__type": T, "message": M}` (or `Message`, or no message).
 pub fn encode_error(e: &ApiError, format: Format) -> Vec<u8> {
-    let mut m = Out::map().str("__type", e.type_name);
+    let mut m = Out::map().str("__type", e.type_name());
     if let Some(msg) = &e.message {
         m = m.str(
             if e.capital_message {
