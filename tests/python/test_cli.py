@@ -311,3 +311,72 @@ def test_tail_from_future_time_fails(sluice, loaded):
                       check=False)
     assert proc.returncode != 0, proc.stdout
     assert "InvalidArgumentException" in proc.stderr, proc.stderr
+
+
+def test_tail_follows_children_after_split_and_merge_in_key_order(sluice, kc):
+    """After a split and a merge, `tail` reads parents before children (the consumer core's
+    lineage rule): every record once, and each key's records in the order they were put."""
+    name = unique_name("cli-lineage")
+    sluice.run(["stream", "create"], name, "--shards", "2")
+    try:
+        keys = [f"k{i}" for i in range(8)]
+        put = []
+
+        def put_round(tag: str):
+            for k in keys:
+                data = f"{k}-{tag}"
+                kc.put_record(StreamName=name, PartitionKey=k, Data=data.encode())
+                put.append(data)
+
+        put_round("0")
+        first = all_shards(kc, name)[0]
+        lo = int(first["HashKeyRange"]["StartingHashKey"])
+        hi = int(first["HashKeyRange"]["EndingHashKey"])
+        kc.split_shard(StreamName=name, ShardToSplit=first["ShardId"],
+                       NewStartingHashKey=str((lo + hi) // 2))
+        put_round("1")
+        open_shards = [s for s in all_shards(kc, name)
+                       if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
+        open_shards.sort(key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
+        kc.merge_shards(StreamName=name, ShardToMerge=open_shards[0]["ShardId"],
+                        AdjacentShardToMerge=open_shards[1]["ShardId"])
+        put_round("2")
+        out = sluice.run(["tail"], name, "--from", "trim-horizon", "--no-follow").stdout.splitlines()
+        assert collections.Counter(out) == collections.Counter(put)
+        for k in keys:
+            mine = [line for line in out if line.startswith(f"{k}-")]
+            assert mine == [f"{k}-0", f"{k}-1", f"{k}-2"], (k, mine)
+    finally:
+        kc.delete_stream(StreamName=name)
+
+
+def test_tail_keeps_following_into_new_children(sluice, kc, tmp_path):
+    """A split while `tail` is following: records put to the children afterwards are printed."""
+    name = unique_name("cli-follow")
+    sluice.run(["stream", "create"], name, "--shards", "1")
+    out_path = tmp_path / "tail.out"
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen([str(_binary()), "tail", "--endpoint", sluice.endpoint, name,
+                                 "--from", "trim-horizon"], stdout=out, stderr=subprocess.PIPE,
+                                env=sluice.env)
+    try:
+        kc.put_record(StreamName=name, PartitionKey="a", Data=b"before-split")
+        shard = all_shards(kc, name)[0]
+        kc.split_shard(StreamName=name, ShardToSplit=shard["ShardId"],
+                       NewStartingHashKey=str(2 ** 127))
+        after = [f"after-{i}" for i in range(20)]
+        for i, d in enumerate(after):
+            kc.put_record(StreamName=name, PartitionKey=f"p{i}", Data=d.encode())
+        deadline = time.time() + 20
+        lines: list[str] = []
+        while time.time() < deadline:
+            lines = out_path.read_text().splitlines()
+            if len(lines) >= 1 + len(after):
+                break
+            time.sleep(0.1)
+        assert collections.Counter(lines) == collections.Counter(["before-split", *after]), lines
+        assert lines[0] == "before-split"
+    finally:
+        proc.kill()
+        proc.wait()
+        kc.delete_stream(StreamName=name)

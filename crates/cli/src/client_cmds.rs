@@ -1,12 +1,14 @@
 //! The client commands: they talk to a server over the Kinesis API, like any AWS SDK would.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use base64::Engine;
 use serde_json::{json, Value};
 use sluice_client::{Client, SigningKey};
+use sluice_streams::ShardId;
 
 use crate::{BenchArgs, BenchMode, Endpoint, PutArgs, StreamAction, TailArgs, TailFormat};
 
@@ -215,76 +217,171 @@ pub async fn tail(args: TailArgs) -> anyhow::Result<()> {
     }
 }
 
+/// One shard as `tail` follows it.
+enum Follow {
+    /// Waiting for its parents to be read to their ends.
+    Waiting,
+    Reading(String),
+    Finished,
+}
+
+/// Follows every shard of the stream over the API, parents before children (the consumer
+/// core's lineage rule, `sluice_streams::lineage`), so each key's records print in order across
+/// splits and merges. Shards that appear later (a reshard while tailing) are read from their
+/// start.
 async fn tail_records(args: TailArgs) -> anyhow::Result<()> {
     let c = client(&args.endpoint)?;
     let start = start_position(&args.from)?;
-    let shards = c
-        .call("ListShards", &json!({"StreamName": args.stream}))
-        .await?;
-    let mut cursors: Vec<(String, Option<String>)> = Vec::new();
-    for s in shards["Shards"].as_array().into_iter().flatten() {
-        let id = s["ShardId"].as_str().unwrap_or_default().to_string();
-        let mut req = start.clone();
-        req["StreamName"] = json!(args.stream);
-        req["ShardId"] = json!(id);
-        let it = c.call("GetShardIterator", &req).await?;
-        cursors.push((id, it["ShardIterator"].as_str().map(str::to_string)));
-    }
+    let latest = start["ShardIteratorType"] == "LATEST";
+    let mut shards: BTreeMap<u32, (String, [Option<u32>; 2], Follow)> = BTreeMap::new();
+    let mut first_listing = true;
     let stdout = std::io::stdout();
+    let mut listed_at = std::time::Instant::now();
     loop {
+        if first_listing || listed_at.elapsed() >= Duration::from_secs(1) {
+            listed_at = std::time::Instant::now();
+            for s in list_all_shards(&c, &args.stream).await? {
+                let id = s["ShardId"].as_str().unwrap_or_default().to_string();
+                let Some(index) = ShardId::parse(&id).map(|i| i.0) else {
+                    continue;
+                };
+                let parent = |k: &str| s[k].as_str().and_then(ShardId::parse).map(|p| p.0);
+                let closed = s["SequenceNumberRange"]["EndingSequenceNumber"].is_string();
+                shards.entry(index).or_insert_with(|| {
+                    // Under LATEST, shards already closed when tailing starts hold nothing new.
+                    let follow = if first_listing && latest && closed {
+                        Follow::Finished
+                    } else {
+                        Follow::Waiting
+                    };
+                    (
+                        id,
+                        [parent("ParentShardId"), parent("AdjacentParentShardId")],
+                        follow,
+                    )
+                });
+            }
+        }
+        // Start every shard whose parents are done.
+        let ready: Vec<u32> = shards
+            .iter()
+            .filter(|(_, (_, parents, f))| {
+                matches!(f, Follow::Waiting)
+                    && sluice_streams::lineage::is_ready(
+                        *parents,
+                        |p| shards.contains_key(&p),
+                        |p| matches!(shards.get(&p), Some((_, _, Follow::Finished))),
+                    )
+            })
+            .map(|(i, _)| *i)
+            .collect();
+        for index in ready {
+            let Some((id, _, follow)) = shards.get_mut(&index) else {
+                continue;
+            };
+            let mut req = if first_listing {
+                start.clone()
+            } else {
+                json!({"ShardIteratorType": "TRIM_HORIZON"})
+            };
+            req["StreamName"] = json!(args.stream);
+            req["ShardId"] = json!(id);
+            let it = c.call("GetShardIterator", &req).await?;
+            *follow = match it["ShardIterator"].as_str() {
+                Some(it) => Follow::Reading(it.to_string()),
+                None => Follow::Finished,
+            };
+        }
+        first_listing = false;
         let mut got_any = false;
         let mut all_caught_up = true;
-        for (shard, it) in cursors.iter_mut() {
-            let Some(current) = it.clone() else { continue };
+        let mut finished_one = false;
+        for (id, _, follow) in shards.values_mut() {
+            let Follow::Reading(current) = follow else {
+                continue;
+            };
             let r = match c
                 .call("GetRecords", &json!({"ShardIterator": current}))
                 .await
             {
                 Ok(r) => r,
                 Err(e) if e.aws_type() == Some("ExpiredIteratorException") => {
-                    bail!("shard iterator for {shard} expired")
+                    bail!("shard iterator for {id} expired")
                 }
                 Err(e) => return Err(e.into()),
             };
             let mut out = stdout.lock();
             for rec in r["Records"].as_array().into_iter().flatten() {
                 got_any = true;
-                let data = base64::engine::general_purpose::STANDARD
-                    .decode(rec["Data"].as_str().unwrap_or_default())
-                    .unwrap_or_default();
-                match args.format {
-                    TailFormat::Data => {
-                        out.write_all(&data)?;
-                        out.write_all(b"\n")?;
-                    }
-                    TailFormat::Json => {
-                        let line = json!({
-                            "shard_id": shard,
-                            "sequence_number": rec["SequenceNumber"],
-                            "partition_key": rec["PartitionKey"],
-                            "arrival": rec["ApproximateArrivalTimestamp"],
-                            "data": String::from_utf8_lossy(&data),
-                        });
-                        writeln!(out, "{line}")?;
-                    }
-                }
+                print_record(&mut out, args.format, id, rec)?;
             }
             out.flush()?;
             if r["MillisBehindLatest"].as_i64().unwrap_or(0) > 0 {
                 all_caught_up = false;
             }
-            *it = r["NextShardIterator"].as_str().map(str::to_string);
+            *follow = match r["NextShardIterator"].as_str() {
+                Some(next) => Follow::Reading(next.to_string()),
+                None => {
+                    finished_one = true;
+                    Follow::Finished
+                }
+            };
         }
-        if args.no_follow && all_caught_up && !got_any {
-            return Ok(());
+        if finished_one {
+            // Children may be ready now: list again at once.
+            listed_at -= Duration::from_secs(1);
+            continue;
         }
-        if cursors.iter().all(|(_, it)| it.is_none()) {
+        let waiting = shards.values().any(|(_, _, f)| matches!(f, Follow::Waiting));
+        if args.no_follow && all_caught_up && !got_any && !waiting {
             return Ok(());
         }
         if !got_any {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// Every shard of the stream, through ListShards' pages.
+async fn list_all_shards(c: &Client, stream: &str) -> anyhow::Result<Vec<Value>> {
+    let mut all = Vec::new();
+    let mut req = json!({"StreamName": stream});
+    loop {
+        let page = c.call("ListShards", &req).await?;
+        all.extend(page["Shards"].as_array().into_iter().flatten().cloned());
+        match page["NextToken"].as_str() {
+            Some(t) => req = json!({"NextToken": t}),
+            None => return Ok(all),
+        }
+    }
+}
+
+fn print_record(
+    out: &mut impl Write,
+    format: TailFormat,
+    shard: &str,
+    rec: &Value,
+) -> anyhow::Result<()> {
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(rec["Data"].as_str().unwrap_or_default())
+        .unwrap_or_default();
+    match format {
+        TailFormat::Data => {
+            out.write_all(&data)?;
+            out.write_all(b"\n")?;
+        }
+        TailFormat::Json => {
+            let line = json!({
+                "shard_id": shard,
+                "sequence_number": rec["SequenceNumber"],
+                "partition_key": rec["PartitionKey"],
+                "arrival": rec["ApproximateArrivalTimestamp"],
+                "data": String::from_utf8_lossy(&data),
+            });
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(())
 }
 
 pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {

@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use bytes::Bytes;
-use sluice_streams::{ConsumerStatus, ShardCursor, ShardId, Streams, StreamsError};
+use sluice_streams::{
+    ConsumeError, ConsumerStatus, OnTrimmed, ReaderOptions, ShardCursor, ShardId, ShardReader,
+    Streams, StreamsError,
+};
 use tokio::sync::{mpsc, watch};
 
 use crate::error::ApiError;
@@ -207,19 +210,11 @@ impl Service {
             )));
         }
         let shard_id = self.parse_shard_id(shard.unwrap(), &stream)?;
-        let start = self.shard_start(kind.unwrap(), seq, ts, shard_id, &stream)?;
-        let ctx = self.ctx();
-        let cursor = self
-            .streams
-            .cursor(&stream, shard_id, start)
-            .map_err(|e| match e {
-                StreamsError::StreamNotFound { .. } | StreamsError::StreamNotActive { .. } => {
-                    ctx.shard_not_found(&stream, &shard_id.to_string())
-                }
-                e => ctx.map(e),
-            })?;
+        let cursor = self.shard_cursor(&stream, shard_id, kind.unwrap(), seq, ts)?;
         let key = (stream.clone(), consumer.clone(), shard_id.0);
-        let cancel = self.subscriptions.start(key.clone()).map_err(|()| {
+        let cancel = self.subscriptions.start(key.clone());
+        self.metrics.subscribed(&stream, cancel.is_ok());
+        let cancel = cancel.map_err(|()| {
             ApiError::in_use(format!(
                 "Another active subscription exists for this consumer: {account}:{stream}:{shard_id}:{consumer}"
             ))
@@ -233,6 +228,7 @@ impl Service {
             format: input.format,
             tx,
             cancel,
+            metrics: self.metrics.clone(),
         };
         tokio::spawn(task.run(cursor));
         Ok(Reply::Events(axum::body::Body::new(EventBody { rx })))
@@ -248,6 +244,7 @@ struct Subscription {
     format: Format,
     tx: mpsc::Sender<Bytes>,
     cancel: watch::Receiver<bool>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Subscription {
@@ -271,8 +268,10 @@ impl Subscription {
     }
 
     /// Sends events until the subscription's time is up, the shard ends, the client goes away
-    /// or something ends it with an error (returned, to be sent as an exception event).
-    async fn pump(&mut self, mut cursor: ShardCursor) -> Option<ApiError> {
+    /// or something ends it with an error (returned, to be sent as an exception event). The
+    /// shard is followed by the consumer core's [`ShardReader`]: woken by durable commits, one
+    /// bounded batch at a time, read only when the client has taken the previous event.
+    async fn pump(&mut self, cursor: ShardCursor) -> Option<ApiError> {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(SUBSCRIPTION_MS);
         let heartbeat = Duration::from_millis(SUBSCRIPTION_HEARTBEAT_MS);
         let initial = Out::map().done();
@@ -284,103 +283,124 @@ impl Subscription {
         {
             return None;
         }
-        let mut signal = match self.streams.watch(&cursor) {
-            Ok(s) => s,
-            Err(_) => return Some(self.not_found()),
+        let options = ReaderOptions {
+            batch_records_max: EVENT_RECORDS_MAX,
+            batch_bytes_max: EVENT_BYTES_MAX,
+            on_trimmed: OnTrimmed::Skip,
         };
-        let mut last_event: Option<tokio::time::Instant> = None;
+        let mut reader = match ShardReader::from_cursor(self.streams.clone(), cursor, options) {
+            Ok(r) => r,
+            Err(e) => return Some(self.consume_error(e)),
+        };
+        // The first event goes out at once, with records or without.
+        let mut next = reader.read_now().await;
         let mut last_check = tokio::time::Instant::now();
         loop {
-            if *self.cancel.borrow() {
-                let (stream, consumer, shard) = &self.key;
-                return Some(ApiError::in_use(format!(
-                    "Another active subscription exists for this consumer: {}:{stream}:{}:{consumer}",
-                    self.account,
-                    ShardId(*shard)
-                )));
-            }
-            if tokio::time::Instant::now() >= deadline {
+            let batch = match next {
+                Ok(Some(b)) => b,
+                Ok(None) => return None,
+                Err(e) => return Some(self.consume_error(e)),
+            };
+            let size = crate::metrics::ReadSize::of_records(
+                &batch.records,
+                batch.millis_behind_latest,
+                self.streams.now_ms(),
+            );
+            let at_end = batch.end.is_some();
+            let records = batch
+                .records
+                .into_iter()
+                .map(|(seq, r)| record_out(seq, r))
+                .collect();
+            // At the shard's end: no continuation, and the children (KCL's end signal).
+            let continuation = (!at_end).then(|| crate::ops::sequence_out(batch.continuation));
+            let children = batch.end.map(|end| child_shards_out(&end.child_shards));
+            let out = Out::map()
+                .set("Records", Out::Array(records))
+                .opt("ContinuationSequenceNumber", continuation)
+                .int("MillisBehindLatest", batch.millis_behind_latest)
+                .opt("ChildShards", children)
+                .done();
+            if self
+                .tx
+                .send(event("SubscribeToShardEvent", &out, self.format))
+                .await
+                .is_err()
+            {
                 return None;
             }
-            if last_check.elapsed() >= heartbeat {
-                last_check = tokio::time::Instant::now();
-                let (stream, consumer, _) = &self.key;
-                match self
-                    .streams
-                    .consumer(stream, consumer, Some(self.created_ms))
-                {
-                    Ok(c) if c.meta.status == ConsumerStatus::Active => {}
-                    _ => {
-                        return Some(self.streams_error(StreamsError::ConsumerNotFound {
-                            stream: stream.clone(),
-                            consumer: consumer.clone(),
-                        }))
-                    }
-                }
+            self.metrics.event_sent(&self.key.0, self.key.2, size);
+            if at_end {
+                return None;
             }
-            // Mark what has been seen before reading: anything durable after this wakes us.
-            signal.borrow_and_update();
-            let streams = self.streams.clone();
-            let c = cursor.clone();
-            let read = tokio::task::spawn_blocking(move || {
-                streams.read(&c, EVENT_RECORDS_MAX, EVENT_BYTES_MAX, false)
-            })
-            .await;
-            let result = match read {
-                Ok(Ok(r)) => r,
-                Ok(Err(
-                    StreamsError::StreamNotFound { .. }
-                    | StreamsError::StreamNotActive { .. }
-                    | StreamsError::ShardNotFound { .. },
-                )) => return Some(self.not_found()),
-                Ok(Err(e)) => return Some(self.streams_error(e)),
-                Err(_) => return Some(ApiError::internal()),
-            };
-            let got_records = !result.records.is_empty();
-            let due = last_event.is_none_or(|t| t.elapsed() >= heartbeat);
-            let at_end = result.next.is_none();
-            if got_records || at_end || due {
-                let records = result
-                    .records
-                    .into_iter()
-                    .map(|(seq, r)| record_out(seq, r))
-                    .collect();
-                // At the shard's end: no continuation, and the children (KCL's end signal).
-                let continuation =
-                    (!at_end).then_some(crate::ops::sequence_out(result.continuation));
-                let children = at_end.then(|| child_shards_out(&result.child_shards));
-                let out = Out::map()
-                    .set("Records", Out::Array(records))
-                    .opt("ContinuationSequenceNumber", continuation)
-                    .int("MillisBehindLatest", result.millis_behind_latest)
-                    .opt("ChildShards", children)
-                    .done();
-                if self
-                    .tx
-                    .send(event("SubscribeToShardEvent", &out, self.format))
-                    .await
-                    .is_err()
-                {
+            let sent = tokio::time::Instant::now();
+            next = loop {
+                if *self.cancel.borrow() {
+                    let (stream, consumer, shard) = &self.key;
+                    return Some(ApiError::in_use(format!(
+                        "Another active subscription exists for this consumer: {}:{stream}:{}:{consumer}",
+                        self.account,
+                        ShardId(*shard)
+                    )));
+                }
+                let now = tokio::time::Instant::now();
+                if now >= deadline {
                     return None;
                 }
-                last_event = Some(tokio::time::Instant::now());
-            }
-            let next = result.next?;
-            let caught_up = next.offset == cursor.offset || !got_records;
-            cursor = next;
-            if caught_up {
-                let wake = (last_event.unwrap_or_else(tokio::time::Instant::now) + heartbeat)
-                    .min(deadline);
+                if now.duration_since(last_check) >= heartbeat {
+                    last_check = now;
+                    if let Some(e) = self.consumer_gone() {
+                        return Some(e);
+                    }
+                }
+                // Records as soon as they are durable; with none, a heartbeat event.
+                let wake = (sent + heartbeat).min(deadline);
                 tokio::select! {
-                    r = signal.changed() => {
-                        if r.is_err() {
-                            return Some(self.not_found());
+                    n = reader.next_batch() => break n,
+                    _ = tokio::time::sleep_until(wake) => {
+                        if wake < deadline {
+                            break reader.read_now().await;
                         }
                     }
-                    _ = tokio::time::sleep_until(wake) => {}
                     _ = self.cancel.changed() => {}
                     _ = self.tx.closed() => return None,
                 }
+            };
+        }
+    }
+
+    /// The consumer was deregistered (or replaced) since the subscription started.
+    fn consumer_gone(&self) -> Option<ApiError> {
+        let (stream, consumer, _) = &self.key;
+        match self
+            .streams
+            .consumer(stream, consumer, Some(self.created_ms))
+        {
+            Ok(c) if c.meta.status == ConsumerStatus::Active => None,
+            _ => Some(self.streams_error(StreamsError::ConsumerNotFound {
+                stream: stream.clone(),
+                consumer: consumer.clone(),
+            })),
+        }
+    }
+
+    fn consume_error(&self, e: ConsumeError) -> ApiError {
+        match e {
+            ConsumeError::StreamDeleted { .. }
+            | ConsumeError::ShardExpired { .. }
+            | ConsumeError::Streams(
+                StreamsError::StreamNotFound { .. }
+                | StreamsError::StreamNotActive { .. }
+                | StreamsError::ShardNotFound { .. },
+            ) => self.not_found(),
+            ConsumeError::Streams(e) => self.streams_error(e),
+            ConsumeError::Trimmed { .. }
+            | ConsumeError::ConsumerBusy { .. }
+            | ConsumeError::StateTooLarge { .. }
+            | ConsumeError::CommitTooLarge { .. }
+            | ConsumeError::Task(_) => {
+                tracing::error!(error = %e, "subscription reader failed");
+                ApiError::internal()
             }
         }
     }

@@ -1,5 +1,6 @@
 //! The catalog: stream and shard metadata in an embedded ACID store (redb), one
 //! transaction per change, so a crash leaves either the old or the new state of a stream.
+//! The same database holds stream consumers' checkpoints (`checkpoint.rs`).
 
 use std::path::Path;
 
@@ -12,7 +13,7 @@ const STREAMS: TableDefinition<&str, &[u8]> = TableDefinition::new("streams");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
 pub struct Catalog {
-    db: Database,
+    pub(crate) db: Database,
 }
 
 impl Catalog {
@@ -21,6 +22,10 @@ impl Catalog {
         let tx = db.begin_write().map_err(StreamsError::catalog)?;
         tx.open_table(STREAMS).map_err(StreamsError::catalog)?;
         tx.open_table(COUNTERS).map_err(StreamsError::catalog)?;
+        tx.open_table(crate::checkpoint::CHECKPOINTS)
+            .map_err(StreamsError::catalog)?;
+        tx.open_table(crate::checkpoint::CONSUMER_STATE)
+            .map_err(StreamsError::catalog)?;
         tx.commit().map_err(StreamsError::catalog)?;
         Ok(Catalog { db })
     }
@@ -47,12 +52,15 @@ impl Catalog {
         tx.commit().map_err(StreamsError::catalog)
     }
 
+    /// Removes the stream `name` and, in the same transaction, every consumer's checkpoints
+    /// of it.
     pub fn remove(&self, name: &str) -> Result<(), StreamsError> {
         let tx = self.db.begin_write().map_err(StreamsError::catalog)?;
         tx.open_table(STREAMS)
             .map_err(StreamsError::catalog)?
             .remove(name)
             .map_err(StreamsError::catalog)?;
+        Catalog::remove_checkpoints_of(&tx, name)?;
         tx.commit().map_err(StreamsError::catalog)
     }
 

@@ -359,7 +359,7 @@ impl Streams {
         for index in &plan.closing {
             let shard = &topo.shards[index];
             // Everything queued before the write lock was taken is durable after this.
-            shard.log.append_blocking(Vec::new())?;
+            shard.log.sync()?;
             let end = shard.log.end_offset();
             ends.push((*index, end));
             let s = plan

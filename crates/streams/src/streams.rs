@@ -1,13 +1,12 @@
 //! The stream registry: lifecycle, metadata changes and the data path.
 
-use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tokio::sync::watch;
 
-use sluice_log::{Clock, Log, Record, StoredRecord};
+use sluice_log::{Clock, Record, StoredRecord};
 
 use crate::catalog::Catalog;
 use crate::config::StreamsConfig;
@@ -16,6 +15,7 @@ use crate::meta::{ShardMeta, StreamMeta, StreamMode, StreamSpec, StreamStatus};
 use crate::names::{ShardId, StreamName};
 use crate::routing::{even_ranges, hash_key_of};
 use crate::sequence::SequenceNumber;
+use crate::shard_log::{LocalLogs, ShardLog, ShardLogStore};
 use crate::throughput::ShardThroughput;
 
 /// Tags one stream may carry.
@@ -93,7 +93,7 @@ pub struct LimitsSummary {
 pub(crate) struct Shard {
     pub index: u32,
     pub epoch: u64,
-    pub log: Log,
+    pub log: Arc<dyn ShardLog>,
     /// One past the last offset once the shard is closed; `u64::MAX` while open.
     pub closed_end: AtomicU64,
     pub throughput: ShardThroughput,
@@ -172,9 +172,12 @@ pub struct Streams {
     pub(crate) config: StreamsConfig,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) catalog: Catalog,
+    pub(crate) logs: Arc<dyn ShardLogStore>,
     pub(crate) streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     /// Serializes metadata changes, so checks (limits, existence) and writes are atomic.
     pub(crate) changes: Mutex<()>,
+    /// Named stream consumers open in this process, as (consumer, stream): one of each.
+    pub(crate) open_consumers: Mutex<HashSet<(String, String)>>,
 }
 
 impl std::fmt::Debug for Streams {
@@ -189,7 +192,22 @@ impl Streams {
     /// Opens the registry in `config.data_dir`: loads the catalog, recovers every shard log,
     /// finishes deletions a crash interrupted and removes data no stream owns.
     pub fn open(config: StreamsConfig, clock: Arc<dyn Clock>) -> Result<Streams, StreamsError> {
-        std::fs::create_dir_all(config.data_dir.join("streams")).map_err(|e| {
+        let logs = LocalLogs::new(
+            config.data_dir.join("streams"),
+            config.log.clone(),
+            clock.clone(),
+        )?;
+        Streams::open_with_logs(config, clock, Arc::new(logs))
+    }
+
+    /// Like [`Streams::open`], with the shard logs kept by `logs` (see [`crate::shard_log`]);
+    /// the catalog stays in `config.data_dir`.
+    pub fn open_with_logs(
+        config: StreamsConfig,
+        clock: Arc<dyn Clock>,
+        logs: Arc<dyn ShardLogStore>,
+    ) -> Result<Streams, StreamsError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             StreamsError::Log(sluice_log::LogError::Io {
                 path: config.data_dir.clone(),
                 source: e,
@@ -200,15 +218,17 @@ impl Streams {
             config,
             clock,
             catalog,
+            logs,
             streams: RwLock::new(BTreeMap::new()),
             changes: Mutex::new(()),
+            open_consumers: Mutex::new(HashSet::new()),
         };
         let mut known = HashSet::new();
         for meta in registry.catalog.load_all()? {
-            known.insert(meta.uid.to_string());
+            known.insert(meta.uid);
             if meta.status == StreamStatus::Deleting {
                 registry.catalog.remove(&meta.name)?;
-                let _ = std::fs::remove_dir_all(registry.stream_dir(meta.uid));
+                registry.logs.remove_stream(meta.uid);
                 continue;
             }
             let stream = registry.open_stream(meta, false)?;
@@ -219,13 +239,18 @@ impl Streams {
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(name, stream);
         }
-        if let Ok(dirs) = std::fs::read_dir(registry.config.data_dir.join("streams")) {
-            for d in dirs.flatten() {
-                if !known.contains(&*d.file_name().to_string_lossy()) {
-                    tracing::info!(dir = %d.path().display(), "removing data of a stream the catalog does not know");
-                    let _ = std::fs::remove_dir_all(d.path());
-                }
-            }
+        registry.logs.retain_streams(&known);
+        // Checkpoints a consumer committed while their stream was being deleted.
+        let live = registry
+            .streams
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(name, s)| (name.clone(), s.meta().uid))
+            .collect();
+        let stale = registry.catalog.remove_stale_checkpoints(&live)?;
+        if stale > 0 {
+            tracing::info!(rows = stale, "removed checkpoints of deleted streams");
         }
         Ok(registry)
     }
@@ -238,10 +263,6 @@ impl Streams {
         self.clock.now_ms()
     }
 
-    fn stream_dir(&self, uid: u64) -> PathBuf {
-        self.config.data_dir.join("streams").join(uid.to_string())
-    }
-
     /// Opens (creating if needed) the log of one shard and wires its end-offset signal.
     pub(crate) fn open_shard(
         &self,
@@ -249,13 +270,9 @@ impl Streams {
         meta: &ShardMeta,
         fresh: bool,
     ) -> Result<Arc<Shard>, StreamsError> {
-        let dir = self.stream_dir(uid).join(format!("{:012}", meta.index));
-        if fresh && dir.exists() {
-            // Left by a reshard that crashed before its catalog write: nothing was acknowledged
-            // into it.
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        let log = Log::open(&dir, self.config.log.clone(), self.clock.clone())?;
+        // Fresh: anything under its name was left by a reshard that crashed before its
+        // catalog write, and nothing was acknowledged into it.
+        let log = self.logs.open(uid, meta.index, fresh)?;
         let (end_tx, _) = watch::channel(log.end_offset());
         let shard = Arc::new(Shard {
             index: meta.index,
@@ -286,20 +303,10 @@ impl Streams {
         if meta.next_shard_index == 0 {
             meta.next_shard_index = meta.shards.iter().map(|s| s.index + 1).max().unwrap_or(0);
         }
-        // Shard directories the catalog does not know: a reshard that crashed before its
-        // catalog write, or a closed shard whose removal was cut short.
-        if let Ok(dirs) = std::fs::read_dir(self.stream_dir(meta.uid)) {
-            for d in dirs.flatten() {
-                let known = d
-                    .file_name()
-                    .to_str()
-                    .and_then(|n| n.parse::<u32>().ok())
-                    .is_some_and(|i| shards.contains_key(&i));
-                if !known {
-                    let _ = std::fs::remove_dir_all(d.path());
-                }
-            }
-        }
+        // Shard logs the catalog does not know: a reshard that crashed before its catalog
+        // write, or a closed shard whose removal was cut short.
+        let known: BTreeSet<u32> = shards.keys().copied().collect();
+        self.logs.retain_shards(meta.uid, &known);
         let topo = Topology::new(shards, &meta);
         Ok(Arc::new(Stream {
             meta: RwLock::new(meta),
@@ -458,6 +465,10 @@ impl Streams {
             self.catalog.put(&next)?;
             *meta = next;
         }
+        // Wake waiting readers: their next read finds the stream gone.
+        for s in stream.topo().shards.values() {
+            s.end_tx.send_modify(|_| {});
+        }
         if self.config.delete_delay_ms <= 0 {
             self.finish_delete(name)?;
         }
@@ -480,7 +491,7 @@ impl Streams {
             s.close_at(s.log.end_offset());
         }
         self.catalog.remove(name)?;
-        let _ = std::fs::remove_dir_all(self.stream_dir(uid));
+        self.logs.remove_stream(uid);
         Ok(())
     }
 
@@ -583,7 +594,7 @@ impl Streams {
         for index in &expired {
             if let Some(s) = shards.remove(index) {
                 s.log.close();
-                let _ = std::fs::remove_dir_all(s.log.dir());
+                self.logs.remove_shard(next.uid, *index);
             }
             tracing::info!(stream = %name, shard = %ShardId(*index), "closed shard past retention removed");
         }
@@ -1024,6 +1035,7 @@ fn log_error_copy(e: &sluice_log::LogError) -> StreamsError {
             source: std::io::Error::new(source.kind(), source.to_string()),
         },
         L::Poisoned { path } => L::Poisoned { path: path.clone() },
+        L::NoSpace { path } => L::NoSpace { path: path.clone() },
         L::Corrupt {
             path,
             position,
