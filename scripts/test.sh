@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every sluice test on a fresh machine, installing what the tests need:
 #   - Python packages for the end-to-end suite (boto3, the AWS CLI v1, pytest, cbor2) into .venv
-#   - the AWS SDK for JavaScript v3 for the JS test (tests/js, from its package-lock.json; needs node/npm)
+#   - the AWS SDK for JavaScript v3 for the JS test (tests/js, from its package-lock.json; needs node/npm),
+#     and esbuild, which bundles it for the web page test (tests/python/test_browser.py)
+#   - Chromium (Debian's package) for that web page test, run headless
 #   - the Rust build (debug), then cargo fmt/clippy checks, the Rust tests and the Python suite.
 # Usage: scripts/test.sh            (CI runs this same command through .ci/run)
 set -euo pipefail
@@ -11,14 +13,20 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "test dependencies (.venv, tests/js/node_modules)"
 # Programs the end-to-end tests call: Node.js for the JS SDK, openssl for a TLS certificate,
-# curl for ALPN checks. Installed from Debian's packages when missing.
+# curl for ALPN checks, Chromium for the web page (CORS) test. Installed from Debian's packages
+# when missing; Chromium without its recommended packages (desktop services, printing), which
+# headless use does not need and which would more than double its install time.
 missing=()
 for tool in node:nodejs npm:npm openssl:openssl curl:curl; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
-if [ ${#missing[@]} -gt 0 ]; then
+browser=()
+command -v chromium >/dev/null 2>&1 || browser=(chromium)
+if [ ${#missing[@]} -gt 0 ] || [ ${#browser[@]} -gt 0 ]; then
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq "${missing[@]}"
+  $sudo_cmd apt-get update -qq
+  [ ${#missing[@]} -eq 0 ] || $sudo_cmd apt-get install -y -qq "${missing[@]}"
+  [ ${#browser[@]} -eq 0 ] || $sudo_cmd apt-get install -y -qq --no-install-recommends "${browser[@]}"
 fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
