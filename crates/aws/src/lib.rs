@@ -30,7 +30,7 @@ pub use auth::{Caller, Credentials};
 pub use cors::Cors;
 pub use error::{ApiError, ErrorType};
 pub use server::{
-    request_id, serve, tls_config, BoxFuture, Call, Gateway, JsonService, ListenerLimits, NowMs,
-    Reply,
+    current_request_id, request_id, serve, tls_config, BoxFuture, Call, Gateway, JsonService,
+    ListenerLimits, NowMs, Reply,
 };
 pub use value::{Format, Input, Out};

@@ -321,17 +321,22 @@ async fn dispatch(State(shared): State<Arc<Shared>>, mut req: Request) -> Respon
         _ => None,
     };
     let request_id = request_id();
-    let response = handle_json(
-        &shared,
-        service.map(|s| s.as_ref()),
-        op,
-        target.is_some(),
-        &parts,
-        body,
-        &request_id,
-    )
-    .await;
+    let response = REQUEST_ID
+        .scope(
+            request_id.clone(),
+            handle_json(
+                &shared,
+                service.map(|s| s.as_ref()),
+                op,
+                target.is_some(),
+                &parts,
+                body,
+                &request_id,
+            ),
+        )
+        .await;
     let status = response.status();
+    count_request(service.map(|s| s.as_ref()), op, status);
     if status.is_success() {
         tracing::debug!(request_id, target = target.as_deref().unwrap_or("-"), %status, "request");
     } else {
@@ -343,6 +348,40 @@ async fn dispatch(State(shared): State<Arc<Shared>>, mut req: Request) -> Respon
         tracing::info!(request_id, target = target.as_deref().unwrap_or("-"), %status, error_type, "request failed");
     }
     response
+}
+
+tokio::task_local! {
+    /// The id of the request the current task is answering.
+    static REQUEST_ID: String;
+}
+
+/// The id of the request the current task is answering, for log lines deep inside a service
+/// (an internal error's cause): `None` outside one (a subscription's producer task, say).
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(String::clone).ok()
+}
+
+/// `sluice_requests_total{service, operation, status}`: every request to a JSON service, by
+/// signing name, operation (`-` when the target names none) and status class. Every label
+/// value is static, so the series are bounded by the services' operation lists.
+fn count_request(service: Option<&dyn JsonService>, op: Option<&str>, status: StatusCode) {
+    let (service, operation) = match service {
+        Some(s) => (
+            s.signing_name(),
+            op.and_then(|op| s.operations().iter().copied().find(|o| *o == op))
+                .unwrap_or("-"),
+        ),
+        None => ("-", "-"),
+    };
+    let class = match status.as_u16() / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
+    };
+    metrics::counter!("sluice_requests_total", "service" => service, "operation" => operation, "status" => class)
+        .increment(1);
 }
 
 async fn forward(router: Router, req: Request) -> Response {

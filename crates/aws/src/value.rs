@@ -174,11 +174,12 @@ impl<'a> Input<'a> {
     pub fn root(v: &'a Value, format: Format) -> Result<Input<'a>, ApiError> {
         match v {
             Value::Map(m) => Ok(Input { members: m, format }),
-            // A top-level list is valid JSON for the parser, but has no members.
-            Value::Array(_) => Ok(Input {
-                members: &[],
-                format,
-            }),
+            // A request is a structure: a list where it belongs is refused as a list in any
+            // structure's place is (Coral's message); a scalar or null is a body that does not
+            // parse as a request at all.
+            Value::Array(_) => Err(ApiError::serialization(
+                "Start of list found where not expected",
+            )),
             _ => Err(ApiError::serialization_bare()),
         }
     }
@@ -457,5 +458,32 @@ impl InlineStr {
 impl fmt::Debug for InlineStr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_is_a_structure() {
+        let map = Value::Map(vec![("A".into(), Value::Int(1))]);
+        assert_eq!(Input::root(&map, Format::Json).unwrap().members.len(), 1);
+        let e = Input::root(&Value::Array(vec![]), Format::Json).unwrap_err();
+        assert_eq!(e.error_type, crate::ErrorType::Serialization);
+        assert_eq!(
+            e.message.as_deref(),
+            Some("Start of list found where not expected")
+        );
+        for v in [
+            Value::Null,
+            Value::Bool(true),
+            Value::Int(1),
+            Value::Str("x".into()),
+        ] {
+            let e = Input::root(&v, Format::Cbor).unwrap_err();
+            assert_eq!(e.error_type, crate::ErrorType::Serialization, "{v:?}");
+            assert_eq!(e.message, None, "{v:?}");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The client commands: they talk to a server over the Kinesis API, like any AWS SDK would.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -332,7 +332,9 @@ async fn tail_records(args: TailArgs) -> anyhow::Result<()> {
             listed_at -= Duration::from_secs(1);
             continue;
         }
-        let waiting = shards.values().any(|(_, _, f)| matches!(f, Follow::Waiting));
+        let waiting = shards
+            .values()
+            .any(|(_, _, f)| matches!(f, Follow::Waiting));
         if args.no_follow && all_caught_up && !got_any && !waiting {
             return Ok(());
         }

@@ -25,6 +25,15 @@ pub struct Config {
     pub tls: Option<TlsSection>,
     /// With any key listed, every request must carry a valid SigV4 signature by one of them.
     pub access_keys: Vec<AccessKey>,
+    pub cors: CorsSection,
+}
+
+/// CORS, for the AWS SDK for JavaScript in a web page.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsSection {
+    /// Origins (`scheme://host[:port]`) a web page may call sluice from; empty: any origin.
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -134,6 +143,7 @@ impl Default for Config {
             on_demand: OnDemandSection::default(),
             tls: None,
             access_keys: Vec::new(),
+            cors: CorsSection::default(),
         }
     }
 }
@@ -185,7 +195,8 @@ impl Config {
     /// `SLUICE_CONSUMER_DELAY_MS`, `SLUICE_MAINTENANCE_INTERVAL_MS`,
     /// `SLUICE_ON_DEMAND_SPLIT_AFTER_MS`, `SLUICE_ON_DEMAND_MERGE_AFTER_MS`,
     /// `SLUICE_TLS_LISTEN` + `SLUICE_TLS_CERT_FILE` + `SLUICE_TLS_KEY_FILE`,
-    /// `SLUICE_ACCESS_KEY_ID` + `SLUICE_SECRET_ACCESS_KEY`.
+    /// `SLUICE_ACCESS_KEY_ID` + `SLUICE_SECRET_ACCESS_KEY`,
+    /// `SLUICE_CORS_ALLOWED_ORIGINS` (comma-separated; empty: any origin).
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
         if let Some(v) = get("SLUICE_LISTEN") {
             self.listen = v.parse().with_context(|| format!("SLUICE_LISTEN={v}"))?;
@@ -250,6 +261,14 @@ impl Config {
                 secret_access_key: secret,
             });
         }
+        if let Some(v) = get("SLUICE_CORS_ALLOWED_ORIGINS") {
+            self.cors.allowed_origins = v
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(String::from)
+                .collect();
+        }
         Ok(())
     }
 
@@ -275,6 +294,14 @@ impl Config {
         let o = &self.on_demand;
         if !(o.merge_load >= 0.0 && o.merge_load < o.split_load) || o.min_shards == 0 {
             bail!("on_demand: need 0 <= merge_load < split_load and min_shards >= 1");
+        }
+        for o in &self.cors.allowed_origins {
+            let host = o
+                .strip_prefix("http://")
+                .or_else(|| o.strip_prefix("https://"));
+            if o != "*" && !host.is_some_and(|h| !h.is_empty() && !h.contains('/')) {
+                bail!("cors.allowed_origins: {o:?} is not an origin like \"http://localhost:3000\" (scheme://host[:port], no path) or \"*\"");
+            }
         }
         Ok(())
     }
@@ -359,6 +386,30 @@ mod tests {
             sluice_streams::SyncPolicy::Interval { interval_ms: 100 }
         );
         c.storage.sync = "sometimes".into();
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn cors_origins() {
+        let c: Config =
+            toml::from_str("[cors]\nallowed_origins = [\"http://localhost:3000\"]\n").unwrap();
+        assert_eq!(c.cors.allowed_origins, ["http://localhost:3000"]);
+        c.validate().unwrap();
+        let mut c = Config::default();
+        assert!(c.cors.allowed_origins.is_empty());
+        c.apply_env(|k| {
+            (k == "SLUICE_CORS_ALLOWED_ORIGINS")
+                .then(|| " http://a.test:8080, https://b.test ,".into())
+        })
+        .unwrap();
+        assert_eq!(
+            c.cors.allowed_origins,
+            ["http://a.test:8080", "https://b.test"]
+        );
+        c.validate().unwrap();
+        c.cors.allowed_origins = vec!["http://localhost:3000/".into()];
+        assert!(c.validate().is_err());
+        c.cors.allowed_origins = vec!["localhost:3000".into()];
         assert!(c.validate().is_err());
     }
 }

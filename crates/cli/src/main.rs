@@ -3,6 +3,7 @@
 
 mod client_cmds;
 mod config;
+mod observe;
 mod serve;
 
 use std::path::PathBuf;

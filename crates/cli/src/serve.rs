@@ -23,6 +23,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         config.storage.sync = s;
     }
     config.validate()?;
+    let prometheus = crate::observe::install()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let data_dir = config.data_dir.canonicalize()?;
@@ -43,11 +44,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         "any credentials accepted"
     };
+    let kinesis = Arc::new(Service::new(streams.clone())?);
+    let observer = crate::observe::Observer {
+        prometheus: prometheus.clone(),
+        streams: streams.clone(),
+        kinesis: kinesis.clone(),
+        data_dir: data_dir.clone(),
+        started: std::time::Instant::now(),
+    };
     let router = {
         let clock = streams.clone();
         Gateway::new(credentials, Arc::new(move || clock.now_ms()))
-            .json(Arc::new(Service::new(streams.clone())))
-            .routes(axum::Router::new().route("/health", axum::routing::get(|| async { "ok\n" })))
+            .json(kinesis)
+            .routes(crate::observe::routes(Arc::new(observer)))
+            .cors(sluice_aws::Cors {
+                allowed_origins: Some(config.cors.allowed_origins.clone())
+                    .filter(|o| !o.is_empty()),
+                ..sluice_aws::Cors::default()
+            })
             .into_router()
     };
 
@@ -59,6 +73,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     println!("sluice data directory: {}", data_dir.display());
     tracing::info!(%addr, data_dir = %data_dir.display(), sync = %config.storage.sync, auth, "sluice started");
 
+    let upkeep = crate::observe::spawn_upkeep(prometheus);
     let maintenance = {
         let streams = streams.clone();
         let every = Duration::from_millis(config.streams.maintenance_interval_ms.max(10));
@@ -109,6 +124,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _ = t.await;
     }
     maintenance.abort();
+    upkeep.abort();
     tracing::info!("shutting down: finishing queued writes");
     tokio::task::spawn_blocking(move || streams.close()).await?;
     Ok(())

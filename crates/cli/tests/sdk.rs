@@ -642,6 +642,8 @@ async fn errors_a_client_sees() {
         e.to_string(),
         "ResourceNotFoundException: Stream x under account 000000000000 not found."
     );
+    // EnableEnhancedMonitoring is implemented now (tests/metrics.rs): a missing stream is
+    // ResourceNotFoundException, as on AWS.
     let e = c
         .enable_enhanced_monitoring()
         .stream_name("x")
@@ -650,5 +652,5 @@ async fn errors_a_client_sees() {
         .await
         .unwrap_err()
         .into_service_error();
-    assert_eq!(err_code(&e), "UnsupportedOperationException");
+    assert_eq!(err_code(&e), "ResourceNotFoundException");
 }

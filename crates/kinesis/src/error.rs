@@ -31,6 +31,22 @@ impl Ctx<'_> {
         ))
     }
 
+    /// SplitShard's NewStartingHashKey outside the shard; `key` as the client wrote it (it may
+    /// be past 2^128 - 1).
+    pub fn split_key_out_of_range(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        key: &str,
+        start: u128,
+        end: u128,
+    ) -> ApiError {
+        ApiError::invalid_argument(format!(
+            "NewStartingHashKey {key} used in SplitShard() on shard {shard_id} in stream {stream} under account {} is not both greater than one plus the shard's StartingHashKey {start} and less than the shard's EndingHashKey {end}.",
+            self.account
+        ))
+    }
+
     /// The one mapping from stream-model errors to what clients see. No wildcard arm: a new
     /// error variant must be given its AWS form here.
     pub fn map(&self, e: StreamsError) -> ApiError {
@@ -72,9 +88,9 @@ impl Ctx<'_> {
             StreamsError::ShardClosed { stream, shard_id } => ApiError::invalid_argument(format!(
                 "Shard {shard_id} in stream {stream} under account {account} has already been merged or split, and thus is not eligible for merging or splitting."
             )),
-            StreamsError::SplitKeyOutOfRange { stream, shard_id, key, start, end } => ApiError::invalid_argument(format!(
-                "NewStartingHashKey {key} used in SplitShard() on shard {shard_id} in stream {stream} under account {account} is not both greater than one plus the shard's StartingHashKey {start} and less than the shard's EndingHashKey {end}."
-            )),
+            StreamsError::SplitKeyOutOfRange { stream, shard_id, key, start, end } => {
+                self.split_key_out_of_range(&stream, &shard_id, &key.to_string(), start, end)
+            }
             StreamsError::ShardsNotAdjacent { stream, shard_id, adjacent_shard_id } => ApiError::invalid_argument(format!(
                 "Shards {shard_id} and {adjacent_shard_id} in stream {stream} under account {account} are not an adjacent pair of shards eligible for merging"
             )),
@@ -109,12 +125,22 @@ impl Ctx<'_> {
                 "Rate exceeded for Shard - {account}/{stream}/{shard_id}"
             )),
             StreamsError::Busy => ApiError::throughput_exceeded("Rate exceeded for shard: the server's write queue for it is full."),
+            StreamsError::Log(sluice_streams::LogError::NoSpace { .. }) => ApiError::new(
+                sluice_aws::ErrorType::InternalFailure,
+                "Internal Service Failure: the disk that holds sluice's data directory is full, so the records were not stored. Writes resume by themselves once space is freed.",
+            )
+            .with_status(http::StatusCode::INTERNAL_SERVER_ERROR),
+            StreamsError::Log(sluice_streams::LogError::Poisoned { .. }) => ApiError::new(
+                sluice_aws::ErrorType::InternalFailure,
+                "Internal Service Failure: a storage error stopped writes to this shard and sluice is recovering it by itself; retry shortly.",
+            )
+            .with_status(http::StatusCode::INTERNAL_SERVER_ERROR),
             StreamsError::Log(e) => {
-                tracing::error!(error = %e, "storage error");
+                tracing::error!(request_id = sluice_aws::current_request_id().as_deref().unwrap_or("-"), error = %e, "storage error");
                 ApiError::internal()
             }
             StreamsError::Catalog(e) => {
-                tracing::error!(error = %e, "catalog error");
+                tracing::error!(request_id = sluice_aws::current_request_id().as_deref().unwrap_or("-"), error = %e, "catalog error");
                 ApiError::internal()
             }
         }

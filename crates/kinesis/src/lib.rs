@@ -9,13 +9,17 @@
 //! - [`error::Ctx::map`] is the one mapping from stream errors to [`ApiError`].
 //! - [`limits`] holds every protocol limit.
 //! - `ops` has the stream and record operations, `ops_shards` resharding and capacity modes,
-//!   `ops_consumers` registered consumers, and [`subscribe`] SubscribeToShard's event stream.
+//!   `ops_consumers` registered consumers, `ops_monitoring` enhanced monitoring, and
+//!   [`subscribe`] SubscribeToShard's event stream.
+//! - [`metrics::Metrics`] counts each stream's CloudWatch metrics as Prometheus series.
 
 pub mod error;
 pub mod iterator;
 pub mod limits;
+pub mod metrics;
 pub mod ops;
 mod ops_consumers;
+mod ops_monitoring;
 mod ops_shards;
 pub mod subscribe;
 pub mod validate;

@@ -11,7 +11,7 @@ use sluice_streams::{
 use tokio::sync::oneshot;
 
 use crate::error::{ApiError, Ctx};
-use crate::iterator::{java_date, PageToken, ShardIterator};
+use crate::iterator::{java_date, token_age, PageToken, ShardIterator, TokenAge, TokenKey};
 use crate::limits::*;
 use crate::validate::{self, Validator};
 use sluice_aws::value::{Input, Out};
@@ -67,13 +67,27 @@ pub struct Service {
     pub streams: Arc<Streams>,
     /// Live SubscribeToShard subscriptions.
     pub subscriptions: Arc<crate::subscribe::Subscriptions>,
+    /// The per-stream series of `/metrics` and enhanced monitoring.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Seals shard iterators and NextTokens.
+    pub(crate) tokens: TokenKey,
 }
 
 impl Service {
-    pub fn new(streams: Arc<Streams>) -> Service {
+    /// The service over `streams`, with the token key of its data directory (made there on
+    /// first start).
+    pub fn new(streams: Arc<Streams>) -> Result<Service, crate::iterator::TokenKeyError> {
+        let tokens = TokenKey::load_or_create(&streams.config().data_dir)?;
+        Ok(Service::with_token_key(streams, tokens))
+    }
+
+    /// The service with a given token key (tests, or a key kept elsewhere).
+    pub fn with_token_key(streams: Arc<Streams>, tokens: TokenKey) -> Service {
         Service {
             streams,
             subscriptions: Default::default(),
+            metrics: Default::default(),
+            tokens,
         }
     }
 
@@ -119,6 +133,8 @@ impl Service {
             "DescribeStreamConsumer" => self.describe_stream_consumer(input),
             "ListStreamConsumers" => self.list_stream_consumers(input),
             "SubscribeToShard" => self.subscribe_to_shard(input),
+            "EnableEnhancedMonitoring" => self.enhanced_monitoring_change(input, true),
+            "DisableEnhancedMonitoring" => self.enhanced_monitoring_change(input, false),
             other if OPERATIONS.contains(&other) => Err(crate::error::not_implemented(other)),
             _ => Err(ApiError::unknown_operation()),
         }
@@ -221,11 +237,9 @@ impl Service {
                 .unwrap_or(MAX_RECORD_SIZE_KIB_DEFAULT),
             tags: tags.unwrap_or_default().into_iter().collect(),
         };
-        if let Err(msg) =
-            tag_characters(spec.tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))
-        {
-            return Err(ApiError::invalid_argument(msg));
-        }
+        validate::check_tag_characters(
+            spec.tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]),
+        )?;
         self.streams
             .create_stream(&name, spec)
             .map_err(|e| self.ctx().map(e))?;
@@ -240,6 +254,7 @@ impl Service {
         self.streams
             .delete_stream(&name, enforce == Some(true))
             .map_err(|e| self.ctx().map(e))?;
+        self.metrics.forget_stream(&name);
         Ok(Reply::Empty)
     }
 
@@ -288,12 +303,6 @@ impl Service {
             .done()
     }
 
-    fn enhanced_monitoring() -> Out {
-        Out::Array(vec![Out::map()
-            .set("ShardLevelMetrics", Out::Array(vec![]))
-            .done()])
-    }
-
     fn describe_stream(&self, input: Input<'_>) -> Result<Reply, ApiError> {
         let mut v = Validator::new();
         let limit = input.int("Limit")?;
@@ -333,7 +342,10 @@ impl Service {
                 "StreamCreationTimestamp",
                 Out::Timestamp(view.meta.created_ms),
             )
-            .set("EnhancedMonitoring", Self::enhanced_monitoring())
+            .set(
+                "EnhancedMonitoring",
+                self.enhanced_monitoring(&view.meta.name),
+            )
             .str("EncryptionType", "NONE")
             .done();
         Ok(Reply::Body(Out::map().set("StreamDescription", d).done()))
@@ -362,7 +374,10 @@ impl Service {
                 "StreamCreationTimestamp",
                 Out::Timestamp(view.meta.created_ms),
             )
-            .set("EnhancedMonitoring", Self::enhanced_monitoring())
+            .set(
+                "EnhancedMonitoring",
+                self.enhanced_monitoring(&view.meta.name),
+            )
             .str("EncryptionType", "NONE")
             .int("OpenShardCount", open as i64)
             .int("ConsumerCount", view.meta.consumers.len() as i64)
@@ -374,17 +389,18 @@ impl Service {
     }
 
     pub(crate) fn page_token(&self, token: &str, scope: &str) -> Result<PageToken, ApiError> {
-        let t = PageToken::decode(token)
+        let invalid = || ApiError::invalid_argument(format!("Invalid NextToken: {token}"));
+        let t = PageToken::decode(&self.tokens, token)
             .filter(|t| t.scope == scope)
-            .ok_or_else(|| ApiError::invalid_argument(format!("Invalid NextToken: {token}")))?;
-        let now = self.streams.now_ms();
-        if now - t.issued_ms > NEXT_TOKEN_TTL_MS {
-            return Err(ApiError::expired_next_token(format!(
+            .ok_or_else(invalid)?;
+        match token_age(t.issued_ms, self.streams.now_ms(), NEXT_TOKEN_TTL_MS) {
+            TokenAge::Fresh => Ok(t),
+            TokenAge::Expired => Err(ApiError::expired_next_token(format!(
                 "The NextToken has expired: it was issued at {} and is valid for 300 seconds.",
                 java_date(t.issued_ms)
-            )));
+            ))),
+            TokenAge::Invalid => Err(invalid()),
         }
-        Ok(t)
     }
 
     fn list_streams(&self, input: Input<'_>) -> Result<Reply, ApiError> {
@@ -434,7 +450,7 @@ impl Service {
                     after: names.last().cloned().unwrap_or_default(),
                     issued_ms: self.streams.now_ms(),
                 }
-                .encode(),
+                .encode(&self.tokens),
             )
         });
         Ok(Reply::Body(
@@ -594,7 +610,7 @@ impl Service {
                     ),
                     issued_ms: self.streams.now_ms(),
                 }
-                .encode(),
+                .encode(&self.tokens),
             )
         });
         Ok(Reply::Body(
@@ -611,7 +627,7 @@ impl Service {
         v: &mut Validator,
         r: Input<'_>,
         index: Option<usize>,
-    ) -> Result<Option<Record>, ApiError> {
+    ) -> Result<Member, ApiError> {
         let key = r.str("PartitionKey")?;
         let hash = r.str("ExplicitHashKey")?;
         let data = r.blob("Data")?;
@@ -643,34 +659,55 @@ impl Service {
                 &p("data"),
                 RECORD_DATA_BYTES_MAX,
             );
-            return Ok(None);
+            return Ok(Member::Violation);
         }
         let (Some(key), Some(data)) = (key, data) else {
-            return Ok(None);
+            return Ok(Member::Violation);
         };
         let explicit_hash_key = match hash {
             Some(h) => match h.parse::<u128>() {
                 Ok(k) => Some(k),
                 Err(_) => {
-                    return Err(ApiError::invalid_argument(format!(
+                    return Ok(Member::HashKeyOutOfRange(ApiError::invalid_argument(format!(
                         "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {h}"
-                    )))
+                    ))))
                 }
             },
             None => None,
         };
-        Ok(Some(Record {
+        Ok(Member::Valid(Record {
             partition_key: key.as_bytes().to_vec(),
             explicit_hash_key,
             data,
         }))
     }
 
+    /// An error AWS finds after the request's constraints and the stream's existence (it
+    /// checks them in the operation): the stream is looked up first, so that a missing stream
+    /// is named as such.
+    fn after_stream_lookup(&self, name: &str, e: ApiError) -> ApiError {
+        match self.streams.describe(name) {
+            Ok(view)
+                if matches!(
+                    view.meta.status,
+                    StreamStatus::Active | StreamStatus::Updating
+                ) =>
+            {
+                e
+            }
+            // Writes to a stream that is not ACTIVE answer as if it did not exist.
+            Ok(_) => self.ctx().stream_not_found(name),
+            Err(other) => self.ctx().map(other),
+        }
+    }
+
     async fn put(
         &self,
+        op: crate::metrics::PutOp,
         stream: &str,
         records: Vec<Record>,
     ) -> Result<Vec<sluice_streams::PutOutcome>, ApiError> {
+        let measure = self.metrics.put(op, stream, &records);
         let (tx, rx) = oneshot::channel();
         self.streams
             .put(
@@ -683,7 +720,9 @@ impl Service {
                 StreamsError::StreamNotActive { name, .. } => self.ctx().stream_not_found(&name),
                 e => self.ctx().map(e),
             })?;
-        rx.await.map_err(|_| ApiError::internal())
+        let outcomes = rx.await.map_err(|_| ApiError::internal())?;
+        measure.done(&outcomes);
+        Ok(outcomes)
     }
 
     async fn put_record(&self, input: Input<'_>) -> Result<Reply, ApiError> {
@@ -698,8 +737,23 @@ impl Service {
         let record = Self::record_members(&mut v, input, None)?;
         let name = self.require_stream(input, &mut v)?;
         v.finish()?;
-        let record = record.expect("validated above");
-        let mut outcomes = self.put(&name, vec![record]).await?;
+        let record = match record {
+            Member::Valid(r) => r,
+            Member::HashKeyOutOfRange(e) => return Err(self.after_stream_lookup(&name, e)),
+            Member::Violation => unreachable!("validated above"),
+        };
+        // The rule GetShardIterator applies to StartingSequenceNumber, with the message AWS
+        // gives for this member (which it checks after the stream and ExplicitHashKey).
+        if let Some(o) = ordering.filter(|o| SequenceNumber::parse(o).is_none()) {
+            let e = ApiError::invalid_argument(format!(
+                "ExclusiveMinimumSequenceNumber {o} used in PutRecord on stream {name} under account {} is invalid.",
+                self.streams.config().account_id
+            ));
+            return Err(self.after_stream_lookup(&name, e));
+        }
+        let mut outcomes = self
+            .put(crate::metrics::PutOp::PutRecord, &name, vec![record])
+            .await?;
         let r = outcomes
             .pop()
             .expect("one outcome per record")
@@ -730,17 +784,35 @@ impl Service {
             };
             v.count(list.len(), "records", 1, PUT_RECORDS_COUNT_MAX, shown);
         }
-        let mut records = Vec::with_capacity(list.map_or(0, |l| l.len()));
-        if let Some(list) = list.filter(|l| l.len() <= PUT_RECORDS_COUNT_MAX) {
+        let mut records =
+            Vec::with_capacity(list.map_or(0, |l| l.len().min(PUT_RECORDS_COUNT_MAX)));
+        let mut out_of_range = None;
+        if let Some(list) = list {
+            // Past 500 records AWS still reports the members' violations after the list's, up
+            // to ten in all: the request fails either way, so the reading stops once nine bad
+            // records (each at least one violation) follow the list's own.
+            let too_many = list.len() > PUT_RECORDS_COUNT_MAX;
+            let mut bad = 0;
             for (i, e) in list.iter().enumerate() {
                 let r = Input::element(e, input.format)?;
-                if let Some(rec) = Self::record_members(&mut v, r, Some(i + 1))? {
-                    records.push(rec);
+                match Self::record_members(&mut v, r, Some(i + 1))? {
+                    Member::Valid(rec) if !too_many => records.push(rec),
+                    Member::Valid(_) => {}
+                    Member::Violation => bad += 1,
+                    Member::HashKeyOutOfRange(e) => {
+                        out_of_range.get_or_insert(e);
+                    }
+                }
+                if too_many && bad == 9 {
+                    break;
                 }
             }
         }
         let name = self.require_stream(input, &mut v)?;
         v.finish()?;
+        if let Some(e) = out_of_range {
+            return Err(self.after_stream_lookup(&name, e));
+        }
         let total: usize = records
             .iter()
             .map(|r| r.data.len() + r.partition_key.len())
@@ -761,7 +833,9 @@ impl Service {
         name: &str,
         records: Vec<Record>,
     ) -> Result<Reply, ApiError> {
-        let outcomes = self.put(name, records).await?;
+        let outcomes = self
+            .put(crate::metrics::PutOp::PutRecords, name, records)
+            .await?;
         let mut failed = 0;
         // Shard ids repeat across the records: format each once.
         let mut shard_ids: Vec<(ShardId, std::sync::Arc<str>)> = Vec::new();
@@ -789,7 +863,13 @@ impl Service {
                         if e.error_type == sluice_aws::ErrorType::ProvisionedThroughputExceeded {
                             (e.type_name(), e.message.unwrap_or_default())
                         } else {
-                            ("InternalFailure", "Internal Service Failure".to_string())
+                            // InternalFailure, with what went wrong when it is the client's
+                            // business (a full disk).
+                            let message = e
+                                .message
+                                .filter(|m| m.starts_with("Internal Service Failure"))
+                                .unwrap_or_else(|| "Internal Service Failure".to_string());
+                            ("InternalFailure", message)
                         };
                     Out::map()
                         .str("ErrorCode", code)
@@ -823,11 +903,11 @@ impl Service {
         #[derive(serde::Deserialize)]
         struct Request<'a> {
             #[serde(rename = "Records", borrow)]
-            records: Vec<Entry<'a>>,
+            records: Vec<Object<Entry<'a>>>,
             #[serde(rename = "StreamName", borrow, default)]
             stream_name: Option<&'a str>,
         }
-        let req: Request<'_> = serde_json::from_slice(body).ok()?;
+        let Object(req) = serde_json::from_slice::<Object<Request<'_>>>(body).ok()?;
         let name = req
             .stream_name
             .filter(|n| validate::is_stream_name(n) && n.len() <= STREAM_NAME_CHARS_MAX)?;
@@ -836,7 +916,7 @@ impl Service {
         }
         let mut records = Vec::with_capacity(req.records.len());
         let mut total = 0;
-        for e in &req.records {
+        for Object(e) in &req.records {
             let key_ok = !e.partition_key.is_empty()
                 && e.partition_key.chars().count() <= PARTITION_KEY_CHARS_MAX;
             if !key_ok || !e.explicit_hash_key.is_none_or(validate::is_hash_key) {
@@ -861,6 +941,34 @@ impl Service {
             return None;
         }
         Some((name.to_string(), records))
+    }
+
+    /// The cursor a GetShardIterator or SubscribeToShard starts from. The stream and the shard
+    /// are checked first (ResourceNotFoundException), then the starting position, as AWS does:
+    /// a sequence number given for a shard that does not exist names the shard, not the number.
+    pub(crate) fn shard_cursor(
+        &self,
+        name: &str,
+        shard_id: ShardId,
+        kind: &str,
+        seq: Option<&str>,
+        ts: Option<i64>,
+    ) -> Result<sluice_streams::ShardCursor, ApiError> {
+        let ctx = self.ctx();
+        let not_found = |e: StreamsError| match e {
+            StreamsError::StreamNotFound { .. } | StreamsError::StreamNotActive { .. } => {
+                ctx.shard_not_found(name, &shard_id.to_string())
+            }
+            e => ctx.map(e),
+        };
+        // Does the shard exist? (A trim-horizon cursor reads nothing but the shard's start.)
+        self.streams
+            .cursor(name, shard_id, ShardStart::TrimHorizon)
+            .map_err(not_found)?;
+        let start = self.shard_start(kind, seq, ts, shard_id, name)?;
+        self.streams
+            .cursor(name, shard_id, start)
+            .map_err(not_found)
     }
 
     /// Where a GetShardIterator or SubscribeToShard starts, from its type, sequence number and
@@ -952,25 +1060,17 @@ impl Service {
         let name = self.require_stream(input, &mut v)?;
         v.finish()?;
         let (shard, kind) = (shard.unwrap(), kind.unwrap());
-        let ctx = self.ctx();
         let shard_id = self.parse_shard_id(shard, &name)?;
-        let start = self.shard_start(kind, seq, ts, shard_id, &name)?;
         let now = self.streams.now_ms();
-        let cursor = self
-            .streams
-            .cursor(&name, shard_id, start)
-            .map_err(|e| match e {
-                StreamsError::StreamNotFound { .. } | StreamsError::StreamNotActive { .. } => {
-                    ctx.shard_not_found(&name, &shard_id.to_string())
-                }
-                e => ctx.map(e),
-            })?;
+        let cursor = self.shard_cursor(&name, shard_id, kind, seq, ts)?;
         let it = ShardIterator {
             cursor,
             issued_ms: now,
         };
         Ok(Reply::Body(
-            Out::map().str("ShardIterator", it.encode()).done(),
+            Out::map()
+                .str("ShardIterator", it.encode(&self.tokens))
+                .done(),
         ))
     }
 
@@ -983,15 +1083,17 @@ impl Service {
         v.str_len(token, "shardIterator", 1, SHARD_ITERATOR_CHARS_MAX);
         let arn_stream = self.stream_member(&mut v, input, false)?;
         v.finish()?;
-        let it = ShardIterator::decode(token.unwrap())
-            .ok_or_else(|| ApiError::invalid_argument("Invalid ShardIterator."))?;
+        let invalid = || ApiError::invalid_argument("Invalid ShardIterator.");
+        let it = ShardIterator::decode(&self.tokens, token.unwrap()).ok_or_else(invalid)?;
         let now = self.streams.now_ms();
-        if now - it.issued_ms > SHARD_ITERATOR_TTL_MS {
-            return Err(ApiError::expired_iterator(format!(
+        match token_age(it.issued_ms, now, SHARD_ITERATOR_TTL_MS) {
+            TokenAge::Fresh => {}
+            TokenAge::Expired => return Err(ApiError::expired_iterator(format!(
                 "Iterator expired. The iterator was created at time {} while right now it is {} which is further in the future than the tolerated delay of {SHARD_ITERATOR_TTL_MS} milliseconds.",
                 java_date(it.issued_ms),
                 java_date(now)
-            )));
+            ))),
+            TokenAge::Invalid => return Err(invalid()),
         }
         if let Some(s) = arn_stream {
             if s != it.cursor.stream {
@@ -1001,11 +1103,13 @@ impl Service {
         let streams = self.streams.clone();
         let cursor = it.cursor.clone();
         let records_max = limit.unwrap_or(GET_RECORDS_COUNT_MAX) as usize;
+        let started = std::time::Instant::now();
         let result = tokio::task::spawn_blocking(move || {
             streams.read(&cursor, records_max, GET_RECORDS_BYTES_MAX, true)
         })
         .await
         .map_err(|_| ApiError::internal())?;
+        self.metrics.get_records(&it.cursor, &result, started, now);
         let ctx = self.ctx();
         let shard_id = ShardId(it.cursor.shard_index).to_string();
         let result = result.map_err(|e| match e {
@@ -1025,7 +1129,7 @@ impl Service {
                     cursor,
                     issued_ms: now,
                 }
-                .encode(),
+                .encode(&self.tokens),
             )
         });
         let children =
@@ -1077,8 +1181,11 @@ impl Service {
         let name = self.require_stream(input, &mut v)?;
         v.finish()?;
         let tags = tags.unwrap();
-        tag_characters(tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))
-            .map_err(ApiError::invalid_argument)?;
+        // The stream is looked up before the tags are read, as on AWS.
+        self.streams
+            .describe(&name)
+            .map_err(|e| self.ctx().map(e))?;
+        validate::check_tag_characters(tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))?;
         self.streams
             .add_tags(&name, tags.into_iter().collect::<BTreeMap<_, _>>())
             .map_err(|e| self.ctx().map(e))?;
@@ -1114,6 +1221,10 @@ impl Service {
         }
         let name = self.require_stream(input, &mut v)?;
         v.finish()?;
+        self.streams
+            .describe(&name)
+            .map_err(|e| self.ctx().map(e))?;
+        validate::check_tag_characters(keys.iter().map(String::as_str))?;
         self.streams
             .remove_tags(&name, &keys)
             .map_err(|e| self.ctx().map(e))?;
@@ -1172,6 +1283,38 @@ impl Service {
                 .done(),
         )
     }
+}
+
+/// A structure read only from a JSON object. serde's derived structs also read a JSON array
+/// (fields in order), which the generic path refuses with a SerializationException; the fast
+/// path must refuse it too (by leaving the request to the generic path).
+struct Object<T>(T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MapOnly<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for MapOnly<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(MapOnly(std::marker::PhantomData))
+            .map(Object)
+    }
+}
+
+/// One record of PutRecord / PutRecords after its member checks.
+enum Member {
+    Valid(Record),
+    /// It failed a constraint; the validator holds the violations.
+    Violation,
+    /// Within the constraints, but its ExplicitHashKey is past 2^128 - 1: AWS reports that
+    /// after the request's violations and the stream's existence.
+    HashKeyOutOfRange(ApiError),
 }
 
 /// A record as GetRecords and SubscribeToShardEvent show it.
@@ -1254,15 +1397,6 @@ pub(crate) fn check_tags(v: &mut Validator, tags: &[(String, String)], path: &st
             &format!("Map value must satisfy constraint: [Member must have length less than or equal to {TAG_VALUE_CHARS_MAX}, Member must have length greater than or equal to 0]"),
         );
     }
-}
-
-/// Tag keys and values: Unicode letters, digits, white space and `_ . / = + - % @`.
-fn tag_characters<'a>(mut texts: impl Iterator<Item = &'a str>) -> Result<(), String> {
-    let ok = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_./=+-%@".contains(c);
-    if texts.any(|t| !t.chars().all(ok)) {
-        return Err("Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @.".into());
-    }
-    Ok(())
 }
 
 impl sluice_aws::JsonService for Service {

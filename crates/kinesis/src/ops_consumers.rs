@@ -88,6 +88,13 @@ impl Service {
         }
         v.finish()?;
         let stream = self.stream_from_arn(arn.unwrap())?;
+        if let Some(t) = &tags {
+            // The stream first, then the tags' characters, as AddTagsToStream does.
+            self.streams
+                .describe(&stream)
+                .map_err(|e| self.ctx().map(e))?;
+            validate::check_tag_characters(t.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))?;
+        }
         let c = self
             .streams
             .register_consumer(&stream, name.unwrap())
@@ -224,7 +231,7 @@ impl Service {
                     after: format!("{stream}\n{}", consumers[page - 1].meta.name),
                     issued_ms: self.streams.now_ms(),
                 }
-                .encode(),
+                .encode(&self.tokens),
             )
         });
         Ok(Reply::Body(

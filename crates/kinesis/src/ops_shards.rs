@@ -56,13 +56,15 @@ impl Service {
         v.name(shard, "shardToSplit", SHARD_ID_CHARS_MAX);
         v.finish()?;
         let (shard, key) = (shard.unwrap(), key.unwrap());
-        let new_starting_hash_key = key.parse::<u128>().map_err(|_| {
-            ApiError::invalid_argument(format!(
-                "NewStartingHashKey {key} used in SplitShard() on shard {shard} in stream {name} under account {} is not a valid hash key.",
-                self.streams.config().account_id
-            ))
-        })?;
         let shard = self.parse_shard_id(shard, &name)?;
+        // The pattern admits 39 digits, so a key may be past 2^128 - 1. Such a key is above
+        // every shard's EndingHashKey: asking for a split at 2^128 - 1 gets the same checks in
+        // the same order (stream, shard, closed, range), and the range message then shows
+        // the key as written, as AWS's does.
+        let (new_starting_hash_key, past_hash_space) = match key.parse::<u128>() {
+            Ok(k) => (k, false),
+            Err(_) => (u128::MAX, true),
+        };
         self.streams
             .reshard(
                 &name,
@@ -71,7 +73,18 @@ impl Service {
                     new_starting_hash_key,
                 },
             )
-            .map_err(|e| self.reshard_error(e))?;
+            .map_err(|e| match e {
+                StreamsError::SplitKeyOutOfRange {
+                    stream,
+                    shard_id,
+                    start,
+                    end,
+                    ..
+                } if past_hash_space => self
+                    .ctx()
+                    .split_key_out_of_range(&stream, &shard_id, key, start, end),
+                e => self.reshard_error(e),
+            })?;
         Ok(Reply::Empty)
     }
 

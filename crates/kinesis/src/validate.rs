@@ -53,6 +53,36 @@ pub fn parse_stream_arn(s: &str) -> Option<(&str, &str)> {
     Some((account, name))
 }
 
+/// The one check of the characters of tag keys and values, for every operation that takes
+/// tags or tag keys: AWS's tag pattern `^([\p{L}\p{Z}\p{N}_.:/=+\-@%]*)$` (letters, digits,
+/// space separators and `_ . : / = + - @ %`; not TAB, LF or other control characters), with
+/// AWS's InvalidArgumentException text (which does not list `:`, though AWS accepts it).
+pub fn check_tag_characters<'a>(
+    texts: impl IntoIterator<Item = &'a str>,
+) -> Result<(), sluice_aws::ApiError> {
+    if texts.into_iter().all(|t| t.chars().all(is_tag_char)) {
+        return Ok(());
+    }
+    Err(sluice_aws::ApiError::invalid_argument(
+        "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @.",
+    ))
+}
+
+/// `[\p{L}\p{Z}\p{N}_.:/=+\-@%]`. Letters are Unicode Alphabetic (`\p{L}` and the letter
+/// numbers and combining vowel signs that belong to words; std has no general-category test),
+/// digits are `\p{N}` exactly, and white space is `\p{Z}`: the space separators, U+2028 and
+/// U+2029; not `char::is_whitespace`, which admits TAB, LF, CR and the other controls.
+fn is_tag_char(c: char) -> bool {
+    c.is_alphabetic()
+        || c.is_numeric()
+        || matches!(
+            c,
+            ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+                ..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}'
+        )
+        || "_.:/=+-@%".contains(c)
+}
+
 /// A consumer ARN's parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerArn<'a> {
@@ -114,5 +144,28 @@ mod tests {
             "arn:aws:kinesis:us-east-1:000000000000:stream/s1/consumer/c:x"
         )
         .is_none());
+    }
+
+    #[test]
+    fn tag_characters() {
+        for ok in [
+            "",
+            "aZ09 _.:/=+-@%",
+            "ü日本語Ωمرحبا٣",
+            "\u{a0}\u{1680}\u{2000}\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}",
+        ] {
+            assert!(check_tag_characters([ok]).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "\t", "\n", "\r", "\u{b}", "\u{c}", "\u{85}", "\u{200b}", ";", ",", "#", "*", "\0",
+            "😀",
+        ] {
+            let e = check_tag_characters(["fine", bad]).unwrap_err();
+            assert_eq!(
+                e.error_type,
+                sluice_aws::ErrorType::InvalidArgument,
+                "{bad:?}"
+            );
+        }
     }
 }
