@@ -73,7 +73,16 @@ async fn metrics_count_puts_reads_and_pushes_and_follow_enhanced_monitoring() {
         .await
         .unwrap();
     wait_active(&sdk, "obs").await;
+    // A put to a stream that does not exist makes no series (no label for any name sent).
+    sdk.put_record()
+        .stream_name("nope")
+        .data(Blob::new("x"))
+        .partition_key("k")
+        .send()
+        .await
+        .unwrap_err();
     let before = scrape(&s.endpoint).await;
+    assert!(!before.keys().any(|k| k.contains("stream=\"nope\"")));
     assert!(
         shard_series(&before).is_empty(),
         "no shard level until enabled"

@@ -260,8 +260,8 @@ impl Service {
 
     fn shard_out(&self, s: &ShardView) -> Out {
         let range = Out::map()
-            .str("StartingHashKey", s.meta.hash_start.clone())
-            .str("EndingHashKey", s.meta.hash_end.clone())
+            .str("StartingHashKey", s.meta.hash_start.to_string())
+            .str("EndingHashKey", s.meta.hash_end.to_string())
             .done();
         let seq = Out::map()
             .str(
@@ -1356,8 +1356,8 @@ pub(crate) fn child_shards_out(children: &[sluice_streams::ShardMeta]) -> Out {
                     .set(
                         "HashKeyRange",
                         Out::map()
-                            .str("StartingHashKey", c.hash_start.clone())
-                            .str("EndingHashKey", c.hash_end.clone())
+                            .str("StartingHashKey", c.hash_start.to_string())
+                            .str("EndingHashKey", c.hash_end.to_string())
                             .done(),
                     )
                     .done()

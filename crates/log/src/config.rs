@@ -24,6 +24,11 @@ pub struct LogConfig {
     pub append_queue_depth_max: usize,
     /// Bytes of records one group commit takes from the queue at most.
     pub commit_bytes_max: usize,
+    /// After a write or fsync error poisons the writer, it recovers by itself: the first attempt
+    /// at once, then, while attempts (or the first commit after one) keep failing, after this
+    /// delay, doubling each time up to `recovery_backoff_ms_max`. Appends fail fast meanwhile.
+    pub recovery_backoff_ms_min: u64,
+    pub recovery_backoff_ms_max: u64,
 }
 
 impl Default for LogConfig {
@@ -35,6 +40,8 @@ impl Default for LogConfig {
             sync: SyncPolicy::GroupCommit,
             append_queue_depth_max: 4096,
             commit_bytes_max: 32 * 1024 * 1024,
+            recovery_backoff_ms_min: 100,
+            recovery_backoff_ms_max: 30_000,
         }
     }
 }

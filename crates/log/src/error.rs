@@ -10,10 +10,16 @@ pub enum LogError {
         #[source]
         source: std::io::Error,
     },
-    /// An earlier write or fsync failed; the writer refuses appends until the log is reopened
-    /// and recovered. fsync is never retried: after a failed fsync the page cache state is unknown.
-    #[error("the log at {path} is poisoned by an earlier i/o error; reopen to recover")]
+    /// A write or fsync failed, so the writer refuses appends until it has recovered: it cuts
+    /// the log back to the last acknowledged record and reloads it from disk, by itself (see
+    /// [`crate::LogHealth`]). fsync is never retried: after a failed fsync the page cache state
+    /// is unknown, so what it covered is cut, not synced again.
+    #[error("the log at {path} is poisoned by an i/o error; it recovers by itself")]
     Poisoned { path: PathBuf },
+    /// The disk (or a quota) is full. Only the appends of that commit failed, and none of their
+    /// bytes stay in the log; the next append tries again, and succeeds once space is free.
+    #[error("no space left for the log at {path}: the disk is full")]
+    NoSpace { path: PathBuf },
     #[error("corrupt data in {path} at position {position}: {reason}")]
     Corrupt {
         path: PathBuf,
@@ -36,5 +42,48 @@ impl LogError {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// A failure inside the writer's file work, with what decides its handling: a lack of space
+/// (on a create, write or rename) fails one commit; anything else, a failed sync above all,
+/// poisons the writer.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub error: LogError,
+    pub no_space: bool,
+}
+
+impl Failure {
+    /// A failed operation that is not a sync: `ENOSPC` / `EDQUOT` mean no space.
+    pub fn op(path: impl Into<PathBuf>, e: std::io::Error) -> Failure {
+        Failure {
+            no_space: crate::storage::is_no_space(&e),
+            error: LogError::io(path, e),
+        }
+    }
+
+    /// A failure that poisons whatever its error: a failed sync (an `ENOSPC` from fsync too),
+    /// or a failed undo of a write.
+    pub fn fatal(path: impl Into<PathBuf>, e: std::io::Error) -> Failure {
+        Failure {
+            no_space: false,
+            error: LogError::io(path, e),
+        }
+    }
+}
+
+impl From<LogError> for Failure {
+    fn from(error: LogError) -> Failure {
+        Failure {
+            error,
+            no_space: false,
+        }
+    }
+}
+
+impl From<Failure> for LogError {
+    fn from(f: Failure) -> LogError {
+        f.error
     }
 }

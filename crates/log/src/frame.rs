@@ -60,6 +60,20 @@ pub struct StoredRecord {
     pub data: Vec<u8>,
 }
 
+/// The little-endian `u32` at `bytes[at..at + 4]` (the caller checked the length).
+pub(crate) fn le_u32(bytes: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(a)
+}
+
+/// The little-endian `u64` at `bytes[at..at + 8]` (the caller checked the length).
+pub(crate) fn le_u64(bytes: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
 /// Appends the frame of `record` to `buf`.
 pub(crate) fn encode(buf: &mut Vec<u8>, offset: u64, arrival_ms: i64, record: &Record) {
     assert!(record.data.len() <= DATA_BYTES_MAX);
@@ -109,7 +123,7 @@ pub(crate) fn frame_len(prefix: &[u8]) -> Result<Option<usize>, &'static str> {
     if prefix.len() < FRAME_PREFIX_BYTES {
         return Ok(None);
     }
-    let body_len = u32::from_le_bytes(prefix[0..4].try_into().unwrap()) as usize;
+    let body_len = le_u32(prefix, 0) as usize;
     if !(BODY_FIXED_BYTES..=BODY_BYTES_MAX).contains(&body_len) {
         return Err("frame length out of range");
     }
@@ -130,15 +144,15 @@ pub(crate) fn decode(bytes: &[u8]) -> Decoded {
     if bytes.len() < total {
         return Decoded::Short { needed: total };
     }
-    let crc = u32::from_le_bytes(bytes[4..8].try_into().unwrap());
+    let crc = le_u32(bytes, 4);
     let body = &bytes[FRAME_PREFIX_BYTES..total];
     if crc32c::crc32c(body) != crc {
         return Decoded::Invalid("checksum mismatch");
     }
-    let offset = u64::from_le_bytes(body[0..8].try_into().unwrap());
-    let arrival_ms = i64::from_le_bytes(body[8..16].try_into().unwrap());
-    let data_len = u32::from_le_bytes(body[16..20].try_into().unwrap()) as usize;
-    let key_len = u16::from_le_bytes(body[20..22].try_into().unwrap()) as usize;
+    let offset = le_u64(body, 0);
+    let arrival_ms = le_u64(body, 8) as i64;
+    let data_len = le_u32(body, 16) as usize;
+    let key_len = u16::from_le_bytes([body[20], body[21]]) as usize;
     let flags = body[22];
     if flags & !FLAG_HASH_KEY != 0 || body[23] != 0 {
         return Decoded::Invalid("unknown flags");
@@ -148,7 +162,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Decoded {
         if body.len() < at + HASH_KEY_BYTES {
             return Decoded::Invalid("field lengths disagree with frame length");
         }
-        let h = u128::from_le_bytes(body[at..at + HASH_KEY_BYTES].try_into().unwrap());
+        let mut h = [0u8; HASH_KEY_BYTES];
+        h.copy_from_slice(&body[at..at + HASH_KEY_BYTES]);
+        let h = u128::from_le_bytes(h);
         at += HASH_KEY_BYTES;
         Some(h)
     } else {

@@ -11,7 +11,9 @@
 
 use std::path::Path;
 
-use crate::error::LogError;
+use crate::error::Failure;
+use crate::frame::{le_u32, le_u64};
+use crate::storage::{self, Storage};
 
 pub(crate) const INDEX_MAGIC: &[u8; 8] = b"SLUICIDX";
 pub(crate) const INDEX_VERSION: u32 = 1;
@@ -84,11 +86,11 @@ pub(crate) fn decode_sealed(bytes: &[u8]) -> Option<SealedIndex> {
         return None;
     }
     let (body, crc) = bytes.split_at(bytes.len() - 4);
-    if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().ok()?) {
+    if crc32c::crc32c(body) != le_u32(crc, 0) {
         return None;
     }
-    let u32_at = |at: usize| u32::from_le_bytes(body[at..at + 4].try_into().unwrap());
-    let u64_at = |at: usize| u64::from_le_bytes(body[at..at + 8].try_into().unwrap());
+    let u32_at = |at: usize| le_u32(body, at);
+    let u64_at = |at: usize| le_u64(body, at);
     if u32_at(8) != INDEX_VERSION {
         return None;
     }
@@ -115,15 +117,35 @@ pub(crate) fn decode_sealed(bytes: &[u8]) -> Option<SealedIndex> {
     })
 }
 
-pub(crate) fn write_sealed(path: &Path, index: &SealedIndex) -> Result<(), LogError> {
-    use std::io::Write;
+/// Writes `<name>.idx.tmp`, syncs it and renames it over `path`. The rename becomes durable
+/// with the next sync of the directory (the new segment's creation); until then a crash leaves
+/// no index, or the `.tmp`, and the segment is scanned and its index rebuilt on open.
+pub(crate) fn write_sealed(
+    storage: &dyn Storage,
+    path: &Path,
+    index: &SealedIndex,
+) -> Result<(), Failure> {
     let bytes = encode_sealed(index);
     let tmp = path.with_extension("idx.tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| LogError::io(&tmp, e))?;
-    f.write_all(&bytes).map_err(|e| LogError::io(&tmp, e))?;
-    f.sync_all().map_err(|e| LogError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| LogError::io(path, e))?;
-    Ok(())
+    let written = storage
+        .create(&tmp)
+        .map_err(|e| Failure::op(&tmp, e))
+        .and_then(|f| {
+            storage::write_all_at(&*f, &bytes, 0).map_err(|e| Failure::op(&tmp, e))?;
+            f.sync_all().map_err(|e| Failure::fatal(&tmp, e))
+        })
+        .and_then(|()| storage.rename(&tmp, path).map_err(|e| Failure::op(path, e)));
+    if written.is_err() {
+        // Best effort: a `.tmp` left behind is removed on open and overwritten by the next try.
+        let _ = storage.remove_file(&tmp);
+    }
+    written
+}
+
+/// Reads and decodes an index file; `None` when it is missing, unreadable or invalid.
+pub(crate) fn load_sealed(storage: &dyn Storage, path: &Path) -> Option<SealedIndex> {
+    let bytes = storage::read_whole(storage, path).ok()?;
+    decode_sealed(&bytes)
 }
 
 #[cfg(test)]

@@ -8,14 +8,13 @@
 //! ```
 //! then frames (see `frame`). Named `<base_offset as 20 digits>.seg`.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::LogError;
-use crate::frame::{self, Decoded, StoredRecord};
+use crate::error::{Failure, LogError};
+use crate::frame::{self, le_u32, le_u64, Decoded, StoredRecord};
 use crate::index::{self, IndexEntry, SealedIndex};
+use crate::storage::{self, read_up_to, Storage, StorageFile};
 
 pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"SLUICSEG";
 pub(crate) const SEGMENT_VERSION: u32 = 1;
@@ -31,7 +30,7 @@ pub(crate) struct Segment {
     pub base_offset: u64,
     pub created_ms: i64,
     pub path: PathBuf,
-    pub file: Arc<File>,
+    pub file: Arc<dyn StorageFile>,
     /// One past the last durable record.
     pub next_offset: u64,
     /// Byte position one past the last durable record.
@@ -77,40 +76,69 @@ fn decode_header(h: &[u8], path: &Path) -> Result<(u64, i64), LogError> {
     if &h[0..8] != SEGMENT_MAGIC {
         return Err(corrupt("not a sluice segment (bad magic)"));
     }
-    let crc = u32::from_le_bytes(h[60..64].try_into().unwrap());
+    let crc = le_u32(h, 60);
     if crc32c::crc32c(&h[0..60]) != crc {
         return Err(corrupt("segment header checksum mismatch"));
     }
-    let version = u32::from_le_bytes(h[8..12].try_into().unwrap());
+    let version = le_u32(h, 8);
     if version != SEGMENT_VERSION {
         return Err(corrupt("unsupported segment version"));
     }
-    let base_offset = u64::from_le_bytes(h[16..24].try_into().unwrap());
-    let created_ms = i64::from_le_bytes(h[24..32].try_into().unwrap());
+    let base_offset = le_u64(h, 16);
+    let created_ms = le_u64(h, 24) as i64;
     Ok((base_offset, created_ms))
 }
 
-pub(crate) fn fsync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| LogError::io(dir, e))
+pub(crate) fn fsync_dir(storage: &dyn Storage, dir: &Path) -> Result<(), LogError> {
+    storage.sync_dir(dir).map_err(|e| LogError::io(dir, e))
+}
+
+/// True when the last segment at `path` is what a segment creation that did not complete left
+/// behind: it holds no record (it is no longer than a header: frames are written only after
+/// the header and the directory entry are synced) and either its header is not valid (a crash
+/// during the creation) or another segment precedes it (`preceded`). In the second case it
+/// may be a creation that failed after writing its header (the writer then went on in the
+/// previous segment, so this one may not even join it), or a real empty active segment: either
+/// way it holds nothing, the previous segment becomes the active one again, and the writer
+/// creates the next segment at its next roll. A longer file with a bad header is corruption.
+pub(crate) fn is_leftover(
+    storage: &dyn Storage,
+    path: &Path,
+    preceded: bool,
+) -> Result<bool, LogError> {
+    let file = storage.open(path).map_err(|e| LogError::io(path, e))?;
+    let len = file.len_bytes().map_err(|e| LogError::io(path, e))?;
+    if len > SEGMENT_HEADER_BYTES {
+        return Ok(false);
+    }
+    if preceded {
+        return Ok(true);
+    }
+    let mut header = [0u8; SEGMENT_HEADER_BYTES as usize];
+    let got = read_up_to(&*file, &mut header, 0).map_err(|e| LogError::io(path, e))?;
+    Ok(decode_header(&header[..got], path).is_err())
 }
 
 impl Segment {
-    /// Creates an empty segment file, durably (file and directory entry fsynced).
-    pub fn create(dir: &Path, base_offset: u64, created_ms: i64) -> Result<Segment, LogError> {
+    /// Creates an empty segment file, durably (file and directory entry fsynced). If it fails
+    /// before the header is synced, the file is removed again (best effort: a file left behind
+    /// holds no valid header and is removed on open or overwritten by the next try).
+    pub fn create(
+        storage: &dyn Storage,
+        dir: &Path,
+        base_offset: u64,
+        created_ms: i64,
+    ) -> Result<Segment, Failure> {
         let path = segment_path(dir, base_offset);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .map_err(|e| LogError::io(&path, e))?;
-        file.write_all_at(&encode_header(base_offset, created_ms), 0)
-            .map_err(|e| LogError::io(&path, e))?;
-        file.sync_all().map_err(|e| LogError::io(&path, e))?;
-        fsync_dir(dir)?;
+        let file = storage.create(&path).map_err(|e| Failure::op(&path, e))?;
+        let header = storage::write_all_at(&*file, &encode_header(base_offset, created_ms), 0)
+            .map_err(|e| Failure::op(&path, e))
+            .and_then(|()| file.sync_all().map_err(|e| Failure::fatal(&path, e)));
+        if let Err(e) = header {
+            let _ = storage.remove_file(&path);
+            return Err(e);
+        }
+        storage.sync_dir(dir).map_err(|e| Failure::fatal(dir, e))?;
         Ok(Segment::empty(base_offset, created_ms, path, file, false))
     }
 
@@ -119,14 +147,14 @@ impl Segment {
         base_offset: u64,
         created_ms: i64,
         path: PathBuf,
-        file: File,
+        file: Arc<dyn StorageFile>,
         sealed: bool,
     ) -> Segment {
         Segment {
             base_offset,
             created_ms,
             path,
-            file: Arc::new(file),
+            file,
             next_offset: base_offset,
             end_position: SEGMENT_HEADER_BYTES,
             first_arrival_ms: None,
@@ -141,27 +169,23 @@ impl Segment {
     /// other is scanned frame by frame. With `repair`, a scan that meets a torn or corrupt frame
     /// cuts the file there (the active segment after a crash); without, it is an error.
     pub fn open(
+        storage: &dyn Storage,
         path: &Path,
         sealed: bool,
         repair: bool,
         index_interval_bytes: u64,
     ) -> Result<Segment, LogError> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| LogError::io(path, e))?;
+        let file = storage.open(path).map_err(|e| LogError::io(path, e))?;
         let mut header = [0u8; SEGMENT_HEADER_BYTES as usize];
-        let header_len = read_up_to(&file, &mut header, 0).map_err(|e| LogError::io(path, e))?;
+        let header_len = read_up_to(&*file, &mut header, 0).map_err(|e| LogError::io(path, e))?;
         let (base_offset, created_ms) = decode_header(&header[..header_len], path)?;
         let mut segment = Segment::empty(base_offset, created_ms, path.to_path_buf(), file, sealed);
         if sealed {
-            if let Some(idx) = load_index(path) {
+            if let Some(idx) = index::load_sealed(storage, &index_path(path)) {
                 let file_len = segment
                     .file
-                    .metadata()
-                    .map_err(|e| LogError::io(path, e))?
-                    .len();
+                    .len_bytes()
+                    .map_err(|e| LogError::io(path, e))?;
                 if idx.end_position == file_len
                     && idx.entries.first().is_none_or(|e| e.offset == base_offset)
                 {
@@ -178,7 +202,7 @@ impl Segment {
         }
         segment.scan(repair, index_interval_bytes)?;
         if sealed {
-            segment.write_index()?;
+            segment.write_index(storage)?;
         }
         Ok(segment)
     }
@@ -187,9 +211,8 @@ impl Segment {
     fn scan(&mut self, repair: bool, index_interval_bytes: u64) -> Result<(), LogError> {
         let file_len = self
             .file
-            .metadata()
-            .map_err(|e| LogError::io(&self.path, e))?
-            .len();
+            .len_bytes()
+            .map_err(|e| LogError::io(&self.path, e))?;
         let mut position = SEGMENT_HEADER_BYTES;
         let mut bad: Option<&'static str> = None;
         let mut buf: Vec<u8> = Vec::new();
@@ -231,7 +254,7 @@ impl Segment {
                         .max(SCAN_CHUNK_BYTES)
                         .min((file_len - position) as usize);
                     buf.resize(want, 0);
-                    let got = read_up_to(&self.file, &mut buf, position)
+                    let got = read_up_to(&*self.file, &mut buf, position)
                         .map_err(|e| LogError::io(&self.path, e))?;
                     buf.truncate(got);
                     buf_start = position;
@@ -303,8 +326,9 @@ impl Segment {
         self.next_offset == self.base_offset
     }
 
-    pub fn write_index(&self) -> Result<(), LogError> {
+    pub fn write_index(&self, storage: &dyn Storage) -> Result<(), Failure> {
         index::write_sealed(
+            storage,
             &index_path(&self.path),
             &SealedIndex {
                 next_offset: self.next_offset,
@@ -331,29 +355,10 @@ impl Segment {
     }
 }
 
-fn load_index(segment: &Path) -> Option<SealedIndex> {
-    let bytes = std::fs::read(index_path(segment)).ok()?;
-    index::decode_sealed(&bytes)
-}
-
-/// Reads into `buf` from `position` until it is full or the file ends; returns the bytes read.
-pub(crate) fn read_up_to(file: &File, buf: &mut [u8], position: u64) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match file.read_at(&mut buf[got..], position + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
-}
-
 /// Reads records of one segment from `position` (a frame boundary) up to `end_position`,
 /// calling `visit` for each until it returns false.
 pub(crate) fn read_frames(
-    file: &File,
+    file: &dyn StorageFile,
     path: &Path,
     mut position: u64,
     end_position: u64,

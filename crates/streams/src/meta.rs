@@ -31,9 +31,12 @@ pub enum StreamMode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardMeta {
     pub index: u32,
-    /// Hash-key range, inclusive, as decimal strings (u128 does not fit JSON numbers).
-    pub hash_start: String,
-    pub hash_end: String,
+    /// Hash-key range, inclusive. Stored as decimal strings (u128 does not fit JSON numbers);
+    /// a damaged value fails the catalog's load at open, not a later use.
+    #[serde(with = "decimal_u128")]
+    pub hash_start: u128,
+    #[serde(with = "decimal_u128")]
+    pub hash_end: u128,
     pub parent: Option<u32>,
     pub adjacent_parent: Option<u32>,
     /// The epoch part of this shard's sequence numbers (see `sequence`).
@@ -49,10 +52,7 @@ pub struct ShardMeta {
 
 impl ShardMeta {
     pub fn hash_range(&self) -> (u128, u128) {
-        (
-            self.hash_start.parse().expect("catalog hash key"),
-            self.hash_end.parse().expect("catalog hash key"),
-        )
+        (self.hash_start, self.hash_end)
     }
 
     pub fn is_open(&self) -> bool {
@@ -166,5 +166,20 @@ impl StreamMeta {
             .filter(|s| s.is_child_of(index))
             .cloned()
             .collect()
+    }
+}
+
+/// A u128 as its decimal digits in a JSON string.
+mod decimal_u128 {
+    use serde::{de, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        text.parse()
+            .map_err(|_| de::Error::custom(format!("hash key {text:?} is not a 128-bit decimal")))
     }
 }

@@ -143,8 +143,8 @@ impl Plan {
         self.next.next_shard_index += 1;
         self.next.shards.push(ShardMeta {
             index,
-            hash_start: range.0.to_string(),
-            hash_end: range.1.to_string(),
+            hash_start: range.0,
+            hash_end: range.1,
             parent: Some(parent),
             adjacent_parent: adjacent,
             epoch: (now.max(0) as u64).max(epoch_floor),
@@ -535,8 +535,8 @@ mod tests {
                 .enumerate()
                 .map(|(i, (a, b))| ShardMeta {
                     index: i as u32,
-                    hash_start: a.to_string(),
-                    hash_end: b.to_string(),
+                    hash_start: a,
+                    hash_end: b,
                     parent: None,
                     adjacent_parent: None,
                     epoch: 10,

@@ -402,8 +402,8 @@ impl Streams {
             .enumerate()
             .map(|(i, (start, end))| ShardMeta {
                 index: i as u32,
-                hash_start: start.to_string(),
-                hash_end: end.to_string(),
+                hash_start: start,
+                hash_end: end,
                 parent: None,
                 adjacent_parent: None,
                 epoch: now as u64,
