@@ -8,8 +8,8 @@
 //!   writes responses.
 //! - [`error::Ctx::map`] is the one mapping from stream errors to [`ApiError`].
 //! - [`limits`] holds every protocol limit.
-//! - `ops` has the stream and record operations, `ops_shards` resharding and capacity modes,
-//!   `ops_consumers` registered consumers, `ops_monitoring` enhanced monitoring, and
+//! - `ops` has the operations, one file per family (streams, records, shards, consumers,
+//!   tags, monitoring), and
 //!   [`subscribe`] SubscribeToShard's event stream.
 //! - [`metrics::Metrics`] counts each stream's CloudWatch metrics as Prometheus series.
 
@@ -18,9 +18,6 @@ pub mod iterator;
 pub mod limits;
 pub mod metrics;
 pub mod ops;
-mod ops_consumers;
-mod ops_monitoring;
-mod ops_shards;
 pub mod subscribe;
 pub mod validate;
 

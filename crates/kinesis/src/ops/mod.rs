@@ -1,0 +1,250 @@
+//! The Kinesis operations: member checks in AWS's order, then the call into `sluice-streams`,
+//! then the response shape. One file per family: `streams` (lifecycle, describe, retention,
+//! limits), `records` (put, iterators, get), `shards` (listing, resharding, capacity modes),
+//! `consumers` (registered consumers), `tags`, `monitoring` (enhanced monitoring); this one
+//! has the service, the dispatch and the members every family reads.
+
+mod consumers;
+mod monitoring;
+mod records;
+mod shards;
+mod streams;
+mod tags;
+
+pub(crate) use records::{child_shards_out, record_out, sequence_out};
+pub(crate) use tags::check_tags;
+
+use std::sync::Arc;
+
+use sluice_streams::Streams;
+
+use crate::error::{ApiError, Ctx};
+use crate::iterator::{java_date, token_age, PageToken, TokenAge, TokenKey};
+use crate::limits::*;
+use crate::validate::{self, Validator};
+use sluice_aws::value::Input;
+
+/// Every operation of the Kinesis API model; those sluice does not have answer with
+/// [`ApiError::not_implemented`], anything else with UnknownOperationException.
+pub const OPERATIONS: &[&str] = &[
+    "AddTagsToStream",
+    "CreateStream",
+    "DecreaseStreamRetentionPeriod",
+    "DeleteResourcePolicy",
+    "DeleteStream",
+    "DeregisterStreamConsumer",
+    "DescribeAccountSettings",
+    "DescribeLimits",
+    "DescribeStream",
+    "DescribeStreamConsumer",
+    "DescribeStreamSummary",
+    "DisableEnhancedMonitoring",
+    "EnableEnhancedMonitoring",
+    "GetRecords",
+    "GetResourcePolicy",
+    "GetShardIterator",
+    "IncreaseStreamRetentionPeriod",
+    "ListShards",
+    "ListStreamConsumers",
+    "ListStreams",
+    "ListTagsForResource",
+    "ListTagsForStream",
+    "MergeShards",
+    "PutRecord",
+    "PutRecords",
+    "PutResourcePolicy",
+    "RegisterStreamConsumer",
+    "RemoveTagsFromStream",
+    "SplitShard",
+    "StartStreamEncryption",
+    "StopStreamEncryption",
+    "SubscribeToShard",
+    "TagResource",
+    "UntagResource",
+    "UpdateAccountSettings",
+    "UpdateMaxRecordSize",
+    "UpdateShardCount",
+    "UpdateStreamMode",
+    "UpdateStreamWarmThroughput",
+];
+
+pub use sluice_aws::Reply;
+
+/// The Kinesis service over one stream registry.
+pub struct Service {
+    pub streams: Arc<Streams>,
+    /// Live SubscribeToShard subscriptions.
+    pub subscriptions: Arc<crate::subscribe::Subscriptions>,
+    /// The per-stream series of `/metrics` and enhanced monitoring.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Seals shard iterators and NextTokens.
+    pub(crate) tokens: TokenKey,
+}
+
+impl Service {
+    /// The service over `streams`, with the token key of its data directory (made there on
+    /// first start).
+    pub fn new(streams: Arc<Streams>) -> Result<Service, crate::iterator::TokenKeyError> {
+        let tokens = TokenKey::load_or_create(&streams.config().data_dir)?;
+        Ok(Service::with_token_key(streams, tokens))
+    }
+
+    /// The service with a given token key (tests, or a key kept elsewhere).
+    pub fn with_token_key(streams: Arc<Streams>, tokens: TokenKey) -> Service {
+        Service {
+            streams,
+            subscriptions: Default::default(),
+            metrics: Default::default(),
+            tokens,
+        }
+    }
+
+    pub(crate) fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            account: &self.streams.config().account_id,
+            region: &self.streams.config().region,
+        }
+    }
+
+    pub(crate) fn arn(&self, name: &str) -> String {
+        let c = self.streams.config();
+        format!(
+            "arn:aws:kinesis:{}:{}:stream/{name}",
+            c.region, c.account_id
+        )
+    }
+
+    pub async fn call(&self, op: &str, input: Input<'_>) -> Result<Reply, ApiError> {
+        match op {
+            "CreateStream" => self.create_stream(input),
+            "DeleteStream" => self.delete_stream(input),
+            "DescribeStream" => self.describe_stream(input),
+            "DescribeStreamSummary" => self.describe_stream_summary(input),
+            "ListStreams" => self.list_streams(input),
+            "ListShards" => self.list_shards(input),
+            "PutRecord" => self.put_record(input).await,
+            "PutRecords" => self.put_records(input).await,
+            "GetShardIterator" => self.get_shard_iterator(input),
+            "GetRecords" => self.get_records(input).await,
+            "IncreaseStreamRetentionPeriod" => self.retention(input, true),
+            "DecreaseStreamRetentionPeriod" => self.retention(input, false),
+            "AddTagsToStream" => self.add_tags(input),
+            "RemoveTagsFromStream" => self.remove_tags(input),
+            "ListTagsForStream" => self.list_tags(input),
+            "DescribeLimits" => Ok(self.describe_limits()),
+            "SplitShard" => self.split_shard(input),
+            "MergeShards" => self.merge_shards(input),
+            "UpdateShardCount" => self.update_shard_count(input),
+            "UpdateStreamMode" => self.update_stream_mode(input),
+            "RegisterStreamConsumer" => self.register_stream_consumer(input),
+            "DeregisterStreamConsumer" => self.deregister_stream_consumer(input),
+            "DescribeStreamConsumer" => self.describe_stream_consumer(input),
+            "ListStreamConsumers" => self.list_stream_consumers(input),
+            "SubscribeToShard" => self.subscribe_to_shard(input),
+            "EnableEnhancedMonitoring" => self.enhanced_monitoring_change(input, true),
+            "DisableEnhancedMonitoring" => self.enhanced_monitoring_change(input, false),
+            other if OPERATIONS.contains(&other) => Err(crate::error::not_implemented(other)),
+            _ => Err(ApiError::unknown_operation()),
+        }
+    }
+
+    /// Reads `StreamName`/`StreamARN` (checked in the `streamName` position of the order).
+    pub(crate) fn stream_member(
+        &self,
+        v: &mut Validator,
+        input: Input<'_>,
+        required: bool,
+    ) -> Result<Option<String>, ApiError> {
+        let name = input.str("StreamName")?;
+        let arn = input.str("StreamARN")?;
+        if required && name.is_none() && arn.is_none() {
+            v.required(None::<&str>, "streamName");
+        }
+        v.name(name, "streamName", STREAM_NAME_CHARS_MAX);
+        v.pattern(
+            arn,
+            "streamARN",
+            "arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+",
+            validate::is_stream_arn,
+        );
+        v.str_len(arn, "streamARN", 1, STREAM_ARN_CHARS_MAX);
+        Ok(match (name, arn.and_then(validate::parse_stream_arn)) {
+            (Some(n), Some((_, from_arn))) if n != from_arn => {
+                return Err(ApiError::invalid_argument(format!(
+                    "StreamARN {} and StreamName {n} do not refer to the same stream.",
+                    arn.unwrap()
+                )))
+            }
+            (_, Some((account, from_arn))) if account != self.streams.config().account_id => {
+                // Another account's stream cannot exist here.
+                return Err(ApiError::not_found(format!(
+                    "Stream {from_arn} under account {account} not found."
+                )));
+            }
+            (Some(n), _) => Some(n.to_string()),
+            (None, Some((_, from_arn))) => Some(from_arn.to_string()),
+            (None, None) => None,
+        })
+    }
+
+    pub(crate) fn require_stream(
+        &self,
+        input: Input<'_>,
+        v: &mut Validator,
+    ) -> Result<String, ApiError> {
+        let s = self.stream_member(v, input, true)?;
+        Ok(s.unwrap_or_default())
+    }
+
+    pub(crate) fn page_token(&self, token: &str, scope: &str) -> Result<PageToken, ApiError> {
+        let invalid = || ApiError::invalid_argument(format!("Invalid NextToken: {token}"));
+        let t = PageToken::decode(&self.tokens, token)
+            .filter(|t| t.scope == scope)
+            .ok_or_else(invalid)?;
+        match token_age(t.issued_ms, self.streams.now_ms(), NEXT_TOKEN_TTL_MS) {
+            TokenAge::Fresh => Ok(t),
+            TokenAge::Expired => Err(ApiError::expired_next_token(format!(
+                "The NextToken has expired: it was issued at {} and is valid for 300 seconds.",
+                java_date(t.issued_ms)
+            ))),
+            TokenAge::Invalid => Err(invalid()),
+        }
+    }
+}
+
+impl sluice_aws::JsonService for Service {
+    fn target_prefix(&self) -> &'static str {
+        "Kinesis_20131202."
+    }
+
+    fn signing_name(&self) -> &'static str {
+        "kinesis"
+    }
+
+    fn operations(&self) -> &'static [&'static str] {
+        OPERATIONS
+    }
+
+    fn call<'a>(
+        &'a self,
+        call: sluice_aws::Call<'a>,
+    ) -> sluice_aws::BoxFuture<'a, Result<Reply, ApiError>> {
+        Box::pin(Service::call(self, call.op, call.input))
+    }
+
+    /// A well-formed JSON PutRecords skips the generic request tree.
+    fn fast<'a>(
+        &'a self,
+        op: &str,
+        format: sluice_aws::Format,
+        body: &bytes::Bytes,
+    ) -> Option<sluice_aws::BoxFuture<'a, Result<Reply, ApiError>>> {
+        if op != "PutRecords" || format != sluice_aws::Format::Json {
+            return None;
+        }
+        let (stream, records) = Service::parse_put_records_fast(body)?;
+        Some(Box::pin(async move {
+            self.put_records_checked(&stream, records).await
+        }))
+    }
+}

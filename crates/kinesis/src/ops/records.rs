@@ -1,0 +1,618 @@
+//! Records: PutRecord, PutRecords, GetShardIterator, GetRecords, and the record shapes
+//! GetRecords and SubscribeToShard share.
+
+use sluice_streams::{Record, SequenceNumber, ShardId, ShardStart, StreamStatus, StreamsError};
+use tokio::sync::oneshot;
+
+use crate::error::ApiError;
+use crate::iterator::{java_date, token_age, ShardIterator, TokenAge};
+use crate::limits::*;
+use crate::ops::{Reply, Service};
+use crate::validate::{self, Validator};
+use sluice_aws::value::{Input, Out};
+
+impl Service {
+    /// Checks one record's members; `index` is its 1-based place in PutRecords (`None` for
+    /// PutRecord). Member paths are only formatted when a check fails: this runs per record.
+    fn record_members(
+        v: &mut Validator,
+        r: Input<'_>,
+        index: Option<usize>,
+    ) -> Result<Member, ApiError> {
+        let key = r.str("PartitionKey")?;
+        let hash = r.str("ExplicitHashKey")?;
+        let data = r.blob("Data")?;
+        let key_ok = key.is_some_and(|k| {
+            !k.is_empty()
+                && (k.len() <= PARTITION_KEY_CHARS_MAX
+                    || k.chars().count() <= PARTITION_KEY_CHARS_MAX)
+        });
+        let hash_ok = hash.is_none_or(validate::is_hash_key);
+        let data_ok = data
+            .as_ref()
+            .is_some_and(|d| d.len() <= RECORD_DATA_BYTES_MAX);
+        if !(key_ok && hash_ok && data_ok) {
+            let prefix = index
+                .map(|i| format!("records.{i}.member."))
+                .unwrap_or_default();
+            let p = |m: &str| format!("{prefix}{m}");
+            v.required(key, &p("partitionKey"));
+            v.str_len(key, &p("partitionKey"), 1, PARTITION_KEY_CHARS_MAX);
+            v.pattern(
+                hash,
+                &p("explicitHashKey"),
+                "0|([1-9]\\d{0,38})",
+                validate::is_hash_key,
+            );
+            v.required(data.as_ref(), &p("data"));
+            v.blob_len(
+                data.as_ref().map(Vec::len),
+                &p("data"),
+                RECORD_DATA_BYTES_MAX,
+            );
+            return Ok(Member::Violation);
+        }
+        let (Some(key), Some(data)) = (key, data) else {
+            return Ok(Member::Violation);
+        };
+        let explicit_hash_key = match hash {
+            Some(h) => match h.parse::<u128>() {
+                Ok(k) => Some(k),
+                Err(_) => {
+                    return Ok(Member::HashKeyOutOfRange(ApiError::invalid_argument(format!(
+                        "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {h}"
+                    ))))
+                }
+            },
+            None => None,
+        };
+        Ok(Member::Valid(Record {
+            partition_key: key.as_bytes().to_vec(),
+            explicit_hash_key,
+            data,
+        }))
+    }
+
+    /// An error AWS finds after the request's constraints and the stream's existence (it
+    /// checks them in the operation): the stream is looked up first, so that a missing stream
+    /// is named as such.
+    fn after_stream_lookup(&self, name: &str, e: ApiError) -> ApiError {
+        match self.streams.describe(name) {
+            Ok(view)
+                if matches!(
+                    view.meta.status,
+                    StreamStatus::Active | StreamStatus::Updating
+                ) =>
+            {
+                e
+            }
+            // Writes to a stream that is not ACTIVE answer as if it did not exist.
+            Ok(_) => self.ctx().stream_not_found(name),
+            Err(other) => self.ctx().map(other),
+        }
+    }
+
+    async fn put(
+        &self,
+        op: crate::metrics::PutOp,
+        stream: &str,
+        records: Vec<Record>,
+    ) -> Result<Vec<sluice_streams::PutOutcome>, ApiError> {
+        let measure = self.metrics.put(op, stream, &records);
+        let (tx, rx) = oneshot::channel();
+        self.streams
+            .put(
+                stream,
+                records,
+                Box::new(move |outcomes| drop(tx.send(outcomes))),
+            )
+            .map_err(|e| match e {
+                // Writes to a stream that is not ACTIVE answer as if it did not exist.
+                StreamsError::StreamNotActive { name, .. } => self.ctx().stream_not_found(&name),
+                e => self.ctx().map(e),
+            })?;
+        let outcomes = rx.await.map_err(|_| ApiError::internal())?;
+        measure.done(&outcomes);
+        Ok(outcomes)
+    }
+
+    pub(crate) async fn put_record(&self, input: Input<'_>) -> Result<Reply, ApiError> {
+        let mut v = Validator::new();
+        let ordering = input.str("SequenceNumberForOrdering")?;
+        v.pattern(
+            ordering,
+            "sequenceNumberForOrdering",
+            "0|([1-9]\\d{0,128})",
+            validate::is_sequence_number,
+        );
+        let record = Self::record_members(&mut v, input, None)?;
+        let name = self.require_stream(input, &mut v)?;
+        v.finish()?;
+        let record = match record {
+            Member::Valid(r) => r,
+            Member::HashKeyOutOfRange(e) => return Err(self.after_stream_lookup(&name, e)),
+            Member::Violation => unreachable!("validated above"),
+        };
+        // The rule GetShardIterator applies to StartingSequenceNumber, with the message AWS
+        // gives for this member (which it checks after the stream and ExplicitHashKey).
+        if let Some(o) = ordering.filter(|o| SequenceNumber::parse(o).is_none()) {
+            let e = ApiError::invalid_argument(format!(
+                "ExclusiveMinimumSequenceNumber {o} used in PutRecord on stream {name} under account {} is invalid.",
+                self.streams.config().account_id
+            ));
+            return Err(self.after_stream_lookup(&name, e));
+        }
+        let mut outcomes = self
+            .put(crate::metrics::PutOp::PutRecord, &name, vec![record])
+            .await?;
+        let r = outcomes
+            .pop()
+            .expect("one outcome per record")
+            .map_err(|e| self.ctx().map(e))?;
+        Ok(Reply::Body(
+            Out::map()
+                .str("ShardId", r.shard_id.to_string())
+                .str("SequenceNumber", r.sequence_number.to_string())
+                .str("EncryptionType", "NONE")
+                .done(),
+        ))
+    }
+
+    pub(crate) async fn put_records(&self, input: Input<'_>) -> Result<Reply, ApiError> {
+        let mut v = Validator::new();
+        let list = input.list("Records")?;
+        v.required(list, "records");
+        if let Some(list) = list {
+            let shown = || {
+                format!(
+                    "[{}]",
+                    vec![
+                        "com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry@c965e310";
+                        list.len()
+                    ]
+                    .join(", ")
+                )
+            };
+            v.count(list.len(), "records", 1, PUT_RECORDS_COUNT_MAX, shown);
+        }
+        let mut records =
+            Vec::with_capacity(list.map_or(0, |l| l.len().min(PUT_RECORDS_COUNT_MAX)));
+        let mut out_of_range = None;
+        if let Some(list) = list {
+            // Past 500 records AWS still reports the members' violations after the list's, up
+            // to ten in all: the request fails either way, so the reading stops once nine bad
+            // records (each at least one violation) follow the list's own.
+            let too_many = list.len() > PUT_RECORDS_COUNT_MAX;
+            let mut bad = 0;
+            for (i, e) in list.iter().enumerate() {
+                let r = Input::element(e, input.format)?;
+                match Self::record_members(&mut v, r, Some(i + 1))? {
+                    Member::Valid(rec) if !too_many => records.push(rec),
+                    Member::Valid(_) => {}
+                    Member::Violation => bad += 1,
+                    Member::HashKeyOutOfRange(e) => {
+                        out_of_range.get_or_insert(e);
+                    }
+                }
+                if too_many && bad == 9 {
+                    break;
+                }
+            }
+        }
+        let name = self.require_stream(input, &mut v)?;
+        v.finish()?;
+        if let Some(e) = out_of_range {
+            return Err(self.after_stream_lookup(&name, e));
+        }
+        let total: usize = records
+            .iter()
+            .map(|r| r.data.len() + r.partition_key.len())
+            .sum();
+        if total > PUT_RECORDS_BYTES_MAX {
+            return Err(ApiError::invalid_argument(format!(
+                "Records size exceeds {} MB limit: the request's partition keys and data total {total} bytes.",
+                PUT_RECORDS_BYTES_MAX / (1024 * 1024)
+            )));
+        }
+        self.put_records_checked(&name, records).await
+    }
+
+    /// PutRecords after the request-level checks: per-stream record sizes, the append, the
+    /// per-record answers.
+    pub async fn put_records_checked(
+        &self,
+        name: &str,
+        records: Vec<Record>,
+    ) -> Result<Reply, ApiError> {
+        let outcomes = self
+            .put(crate::metrics::PutOp::PutRecords, name, records)
+            .await?;
+        let mut failed = 0;
+        // Shard ids repeat across the records: format each once.
+        let mut shard_ids: Vec<(ShardId, std::sync::Arc<str>)> = Vec::new();
+        let out: Vec<Out> = outcomes
+            .into_iter()
+            .map(|o| match o {
+                Ok(r) => {
+                    let shard_id = match shard_ids.iter().find(|(id, _)| *id == r.shard_id) {
+                        Some((_, s)) => s.clone(),
+                        None => {
+                            let s: std::sync::Arc<str> = r.shard_id.to_string().into();
+                            shard_ids.push((r.shard_id, s.clone()));
+                            s
+                        }
+                    };
+                    Out::map()
+                        .set("SequenceNumber", sequence_out(r.sequence_number))
+                        .set("ShardId", Out::Shared(shard_id))
+                        .done()
+                }
+                Err(e) => {
+                    failed += 1;
+                    let e = self.ctx().map(e);
+                    let (code, message) =
+                        if e.error_type == sluice_aws::ErrorType::ProvisionedThroughputExceeded {
+                            (e.type_name(), e.message.unwrap_or_default())
+                        } else {
+                            // InternalFailure, with what went wrong when it is the client's
+                            // business (a full disk).
+                            let message = e
+                                .message
+                                .filter(|m| m.starts_with("Internal Service Failure"))
+                                .unwrap_or_else(|| "Internal Service Failure".to_string());
+                            ("InternalFailure", message)
+                        };
+                    Out::map()
+                        .str("ErrorCode", code)
+                        .str("ErrorMessage", message)
+                        .done()
+                }
+            })
+            .collect();
+        Ok(Reply::Body(
+            Out::map()
+                .int("FailedRecordCount", failed)
+                .set("Records", Out::Array(out))
+                .str("EncryptionType", "NONE")
+                .done(),
+        ))
+    }
+
+    /// Reads a well-formed JSON PutRecords request straight into records, skipping the generic
+    /// tree. Returns `None` (and the generic path runs, with its exact error messages) for
+    /// anything that is not plainly valid.
+    pub fn parse_put_records_fast(body: &[u8]) -> Option<(String, Vec<Record>)> {
+        #[derive(serde::Deserialize)]
+        struct Entry<'a> {
+            #[serde(rename = "Data", borrow)]
+            data: &'a str,
+            #[serde(rename = "PartitionKey", borrow)]
+            partition_key: &'a str,
+            #[serde(rename = "ExplicitHashKey", borrow, default)]
+            explicit_hash_key: Option<&'a str>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Request<'a> {
+            #[serde(rename = "Records", borrow)]
+            records: Vec<Object<Entry<'a>>>,
+            #[serde(rename = "StreamName", borrow, default)]
+            stream_name: Option<&'a str>,
+        }
+        let Object(req) = serde_json::from_slice::<Object<Request<'_>>>(body).ok()?;
+        let name = req
+            .stream_name
+            .filter(|n| validate::is_stream_name(n) && n.len() <= STREAM_NAME_CHARS_MAX)?;
+        if req.records.is_empty() || req.records.len() > PUT_RECORDS_COUNT_MAX {
+            return None;
+        }
+        let mut records = Vec::with_capacity(req.records.len());
+        let mut total = 0;
+        for Object(e) in &req.records {
+            let key_ok = !e.partition_key.is_empty()
+                && e.partition_key.chars().count() <= PARTITION_KEY_CHARS_MAX;
+            if !key_ok || !e.explicit_hash_key.is_none_or(validate::is_hash_key) {
+                return None;
+            }
+            let data = sluice_aws::value::decode_base64(e.data).ok()?;
+            if data.len() > RECORD_DATA_BYTES_MAX {
+                return None;
+            }
+            let explicit_hash_key = match e.explicit_hash_key {
+                Some(h) => Some(h.parse::<u128>().ok()?),
+                None => None,
+            };
+            total += data.len() + e.partition_key.len();
+            records.push(Record {
+                partition_key: e.partition_key.as_bytes().to_vec(),
+                explicit_hash_key,
+                data,
+            });
+        }
+        if total > PUT_RECORDS_BYTES_MAX {
+            return None;
+        }
+        Some((name.to_string(), records))
+    }
+
+    /// The cursor a GetShardIterator or SubscribeToShard starts from. The stream and the shard
+    /// are checked first (ResourceNotFoundException), then the starting position, as AWS does:
+    /// a sequence number given for a shard that does not exist names the shard, not the number.
+    pub(crate) fn shard_cursor(
+        &self,
+        name: &str,
+        shard_id: ShardId,
+        kind: &str,
+        seq: Option<&str>,
+        ts: Option<i64>,
+    ) -> Result<sluice_streams::ShardCursor, ApiError> {
+        let ctx = self.ctx();
+        let not_found = |e: StreamsError| match e {
+            StreamsError::StreamNotFound { .. } | StreamsError::StreamNotActive { .. } => {
+                ctx.shard_not_found(name, &shard_id.to_string())
+            }
+            e => ctx.map(e),
+        };
+        // Does the shard exist? (A trim-horizon cursor reads nothing but the shard's start.)
+        self.streams
+            .cursor(name, shard_id, ShardStart::TrimHorizon)
+            .map_err(not_found)?;
+        let start = self.shard_start(kind, seq, ts, shard_id, name)?;
+        self.streams
+            .cursor(name, shard_id, start)
+            .map_err(not_found)
+    }
+
+    /// Where a GetShardIterator or SubscribeToShard starts, from its type, sequence number and
+    /// timestamp members, with AWS's messages for a mismatched combination.
+    pub(crate) fn shard_start(
+        &self,
+        kind: &str,
+        seq: Option<&str>,
+        ts: Option<i64>,
+        shard_id: ShardId,
+        name: &str,
+    ) -> Result<ShardStart, ApiError> {
+        let account = &self.streams.config().account_id;
+        let mixed = |what: &str| {
+            ApiError::invalid_argument(format!(
+                "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {kind} and {what}."
+            ))
+        };
+        let parse_seq = |s: &str| -> Result<SequenceNumber, ApiError> {
+            let n = SequenceNumber::parse(s).ok_or_else(|| {
+                ApiError::invalid_argument(format!(
+                    "StartingSequenceNumber {s} used in GetShardIterator on shard {shard_id} in stream {name} under account {account} is invalid."
+                ))
+            })?;
+            if n.shard_index != shard_id.0 {
+                return Err(ApiError::invalid_argument(format!(
+                    "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {shard_id}",
+                    ShardId(n.shard_index)
+                )));
+            }
+            Ok(n)
+        };
+        let now = self.streams.now_ms();
+        Ok(match kind {
+            "TRIM_HORIZON" | "LATEST" if seq.is_some() => {
+                return Err(mixed("also a StartingSequenceNumber"))
+            }
+            "TRIM_HORIZON" => ShardStart::TrimHorizon,
+            "LATEST" => ShardStart::Latest,
+            "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER" => {
+                let s = seq.ok_or_else(|| mixed("no StartingSequenceNumber"))?;
+                let n = parse_seq(s)?;
+                if kind == "AT_SEQUENCE_NUMBER" {
+                    ShardStart::AtSequence(n)
+                } else {
+                    ShardStart::AfterSequence(n)
+                }
+            }
+            _ => {
+                let ts = ts.ok_or_else(|| {
+                    ApiError::invalid_argument("Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.")
+                })?;
+                if ts > now {
+                    return Err(ApiError::invalid_argument(format!(
+                        "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {ts}, currentTimestampInMillis: {now}"
+                    )));
+                }
+                ShardStart::AtTimestamp(ts)
+            }
+        })
+    }
+
+    pub(crate) fn get_shard_iterator(&self, input: Input<'_>) -> Result<Reply, ApiError> {
+        let mut v = Validator::new();
+        let shard = input.str("ShardId")?;
+        let kind = input.str("ShardIteratorType")?;
+        let seq = input.str("StartingSequenceNumber")?;
+        let ts = input.timestamp_ms("Timestamp")?;
+        v.required(shard, "shardId");
+        v.name(shard, "shardId", SHARD_ID_CHARS_MAX);
+        v.required(kind, "shardIteratorType");
+        v.one_of(
+            kind,
+            "shardIteratorType",
+            &[
+                "AFTER_SEQUENCE_NUMBER",
+                "LATEST",
+                "AT_TIMESTAMP",
+                "AT_SEQUENCE_NUMBER",
+                "TRIM_HORIZON",
+            ],
+        );
+        v.pattern(
+            seq,
+            "startingSequenceNumber",
+            "0|([1-9]\\d{0,128})",
+            validate::is_sequence_number,
+        );
+        let name = self.require_stream(input, &mut v)?;
+        v.finish()?;
+        let (shard, kind) = (shard.unwrap(), kind.unwrap());
+        let shard_id = self.parse_shard_id(shard, &name)?;
+        let now = self.streams.now_ms();
+        let cursor = self.shard_cursor(&name, shard_id, kind, seq, ts)?;
+        let it = ShardIterator {
+            cursor,
+            issued_ms: now,
+        };
+        Ok(Reply::Body(
+            Out::map()
+                .str("ShardIterator", it.encode(&self.tokens))
+                .done(),
+        ))
+    }
+
+    pub(crate) async fn get_records(&self, input: Input<'_>) -> Result<Reply, ApiError> {
+        let mut v = Validator::new();
+        let limit = input.int("Limit")?;
+        let token = input.str("ShardIterator")?;
+        v.range(limit, "limit", Some(1), Some(GET_RECORDS_COUNT_MAX));
+        v.required(token, "shardIterator");
+        v.str_len(token, "shardIterator", 1, SHARD_ITERATOR_CHARS_MAX);
+        let arn_stream = self.stream_member(&mut v, input, false)?;
+        v.finish()?;
+        let invalid = || ApiError::invalid_argument("Invalid ShardIterator.");
+        let it = ShardIterator::decode(&self.tokens, token.unwrap()).ok_or_else(invalid)?;
+        let now = self.streams.now_ms();
+        match token_age(it.issued_ms, now, SHARD_ITERATOR_TTL_MS) {
+            TokenAge::Fresh => {}
+            TokenAge::Expired => return Err(ApiError::expired_iterator(format!(
+                "Iterator expired. The iterator was created at time {} while right now it is {} which is further in the future than the tolerated delay of {SHARD_ITERATOR_TTL_MS} milliseconds.",
+                java_date(it.issued_ms),
+                java_date(now)
+            ))),
+            TokenAge::Invalid => return Err(invalid()),
+        }
+        if let Some(s) = arn_stream {
+            if s != it.cursor.stream {
+                return Err(ApiError::invalid_argument("Invalid ShardIterator."));
+            }
+        }
+        let streams = self.streams.clone();
+        let cursor = it.cursor.clone();
+        let records_max = limit.unwrap_or(GET_RECORDS_COUNT_MAX) as usize;
+        let started = std::time::Instant::now();
+        let result = tokio::task::spawn_blocking(move || {
+            streams.read(&cursor, records_max, GET_RECORDS_BYTES_MAX, true)
+        })
+        .await
+        .map_err(|_| ApiError::internal())?;
+        self.metrics.get_records(&it.cursor, &result, started, now);
+        let ctx = self.ctx();
+        let shard_id = ShardId(it.cursor.shard_index).to_string();
+        let result = result.map_err(|e| match e {
+            StreamsError::StreamNotFound { .. } | StreamsError::StreamNotActive { .. } => {
+                ctx.shard_not_found(&it.cursor.stream, &shard_id)
+            }
+            e => ctx.map(e),
+        })?;
+        let records = result
+            .records
+            .into_iter()
+            .map(|(seq, r)| record_out(seq, r))
+            .collect();
+        let next = result.next.map(|cursor| {
+            Out::Str(
+                ShardIterator {
+                    cursor,
+                    issued_ms: now,
+                }
+                .encode(&self.tokens),
+            )
+        });
+        let children =
+            (!result.child_shards.is_empty()).then(|| child_shards_out(&result.child_shards));
+        Ok(Reply::Body(
+            Out::map()
+                .set("Records", Out::Array(records))
+                .opt("NextShardIterator", next)
+                .int("MillisBehindLatest", result.millis_behind_latest)
+                .opt("ChildShards", children)
+                .done(),
+        ))
+    }
+}
+
+/// A structure read only from a JSON object. serde's derived structs also read a JSON array
+/// (fields in order), which the generic path refuses with a SerializationException; the fast
+/// path must refuse it too (by leaving the request to the generic path).
+struct Object<T>(T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MapOnly<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for MapOnly<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(MapOnly(std::marker::PhantomData))
+            .map(Object)
+    }
+}
+
+/// One record of PutRecord / PutRecords after its member checks.
+enum Member {
+    Valid(Record),
+    /// It failed a constraint; the validator holds the violations.
+    Violation,
+    /// Within the constraints, but its ExplicitHashKey is past 2^128 - 1: AWS reports that
+    /// after the request's violations and the stream's existence.
+    HashKeyOutOfRange(ApiError),
+}
+
+/// A record as GetRecords and SubscribeToShardEvent show it.
+/// A sequence number as a response member: its 56 digits, kept inline.
+pub(crate) fn sequence_out(n: SequenceNumber) -> Out {
+    let digits = n.to_digits();
+    match sluice_aws::value::InlineStr::new(&digits) {
+        Some(s) => Out::Inline(s),
+        None => Out::Str(String::from_utf8_lossy(&digits).into_owned()),
+    }
+}
+
+pub(crate) fn record_out(seq: SequenceNumber, r: sluice_streams::StoredRecord) -> Out {
+    Out::map()
+        .set("SequenceNumber", sequence_out(seq))
+        .set("ApproximateArrivalTimestamp", Out::Timestamp(r.arrival_ms))
+        .set("Data", Out::Blob(r.data))
+        .str(
+            "PartitionKey",
+            String::from_utf8(r.partition_key).unwrap_or_default(),
+        )
+        .done()
+}
+
+/// `ChildShards` of GetRecords and SubscribeToShardEvent.
+pub(crate) fn child_shards_out(children: &[sluice_streams::ShardMeta]) -> Out {
+    Out::Array(
+        children
+            .iter()
+            .map(|c| {
+                let parents = [c.parent, c.adjacent_parent]
+                    .into_iter()
+                    .flatten()
+                    .map(|p| Out::Str(ShardId(p).to_string()))
+                    .collect();
+                Out::map()
+                    .str("ShardId", ShardId(c.index).to_string())
+                    .set("ParentShards", Out::Array(parents))
+                    .set(
+                        "HashKeyRange",
+                        Out::map()
+                            .str("StartingHashKey", c.hash_start.to_string())
+                            .str("EndingHashKey", c.hash_end.to_string())
+                            .done(),
+                    )
+                    .done()
+            })
+            .collect(),
+    )
+}
