@@ -11,6 +11,7 @@ mod shards;
 mod streams;
 mod tags;
 
+pub use records::PutRecordsRequest;
 pub(crate) use records::{child_shards_out, record_out, sequence_out};
 pub(crate) use tags::check_tags;
 
@@ -149,42 +150,14 @@ impl Service {
     }
 
     /// Reads `StreamName`/`StreamARN` (checked in the `streamName` position of the order).
+    /// Reads `StreamName`/`StreamARN` (checked in the `streamName` position of the order).
     pub(crate) fn stream_member(
         &self,
         v: &mut Validator,
         input: Input<'_>,
         required: bool,
     ) -> Result<Option<String>, ApiError> {
-        let name = input.str("StreamName")?;
-        let arn = input.str("StreamARN")?;
-        if required && name.is_none() && arn.is_none() {
-            v.required(None::<&str>, "streamName");
-        }
-        v.name(name, "streamName", STREAM_NAME_CHARS_MAX);
-        v.pattern(
-            arn,
-            "streamARN",
-            "arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+",
-            validate::is_stream_arn,
-        );
-        v.str_len(arn, "streamARN", 1, STREAM_ARN_CHARS_MAX);
-        Ok(match (name, arn.and_then(validate::parse_stream_arn)) {
-            (Some(n), Some((_, from_arn))) if n != from_arn => {
-                return Err(ApiError::invalid_argument(format!(
-                    "StreamARN {} and StreamName {n} do not refer to the same stream.",
-                    arn.unwrap()
-                )))
-            }
-            (_, Some((account, from_arn))) if account != self.streams.config().account_id => {
-                // Another account's stream cannot exist here.
-                return Err(ApiError::not_found(format!(
-                    "Stream {from_arn} under account {account} not found."
-                )));
-            }
-            (Some(n), _) => Some(n.to_string()),
-            (None, Some((_, from_arn))) => Some(from_arn.to_string()),
-            (None, None) => None,
-        })
+        stream_member(v, input, required, &self.streams.config().account_id).map(|s| s.map(|s| s.0))
     }
 
     pub(crate) fn require_stream(
@@ -210,6 +183,62 @@ impl Service {
             TokenAge::Invalid => Err(invalid()),
         }
     }
+}
+
+/// The stream a request names, by `StreamName` or `StreamARN` (of this account), after the
+/// member checks: only [`stream_member`] makes one. It need not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamTarget(pub(crate) String);
+
+impl StreamTarget {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Reads `StreamName`/`StreamARN`: their constraints go to `v` (in the `streamName` position of
+/// AWS's order); a name and an ARN that disagree, or an ARN of another account, are errors of
+/// their own.
+pub(crate) fn stream_member(
+    v: &mut Validator,
+    input: Input<'_>,
+    required: bool,
+    account: &str,
+) -> Result<Option<StreamTarget>, ApiError> {
+    let name = input.str("StreamName")?;
+    let arn = input.str("StreamARN")?;
+    if required && name.is_none() && arn.is_none() {
+        v.required(None::<&str>, "streamName");
+    }
+    v.name(name, "streamName", STREAM_NAME_CHARS_MAX);
+    v.pattern(
+        arn,
+        "streamARN",
+        "arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+",
+        validate::is_stream_arn,
+    );
+    v.str_len(arn, "streamARN", 1, STREAM_ARN_CHARS_MAX);
+    Ok(
+        match (
+            name,
+            arn.and_then(|a| Some((a, validate::parse_stream_arn(a)?))),
+        ) {
+            (Some(n), Some((arn, (_, from_arn)))) if n != from_arn => {
+                return Err(ApiError::invalid_argument(format!(
+                    "StreamARN {arn} and StreamName {n} do not refer to the same stream."
+                )))
+            }
+            (_, Some((_, (arn_account, from_arn)))) if arn_account != account => {
+                // Another account's stream cannot exist here.
+                return Err(ApiError::not_found(format!(
+                    "Stream {from_arn} under account {arn_account} not found."
+                )));
+            }
+            (Some(n), _) => Some(StreamTarget(n.to_string())),
+            (None, Some((_, (_, from_arn)))) => Some(StreamTarget(from_arn.to_string())),
+            (None, None) => None,
+        },
+    )
 }
 
 impl sluice_aws::JsonService for Service {
@@ -242,9 +271,10 @@ impl sluice_aws::JsonService for Service {
         if op != "PutRecords" || format != sluice_aws::Format::Json {
             return None;
         }
-        let (stream, records) = Service::parse_put_records_fast(body)?;
+        let request = PutRecordsRequest::decode_json(body)?;
         Some(Box::pin(async move {
-            self.put_records_checked(&stream, records).await
+            self.put_records_checked(request.stream.as_str(), request.records)
+                .await
         }))
     }
 }

@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 use crate::error::ApiError;
 use crate::iterator::{java_date, token_age, ShardIterator, TokenAge};
 use crate::limits::*;
-use crate::ops::{Reply, Service};
+use crate::ops::{stream_member, Reply, Service, StreamTarget};
 use crate::validate::{self, Validator};
 use sluice_aws::value::{Input, Out};
 
@@ -159,62 +159,12 @@ impl Service {
     }
 
     pub(crate) async fn put_records(&self, input: Input<'_>) -> Result<Reply, ApiError> {
-        let mut v = Validator::new();
-        let list = input.list("Records")?;
-        v.required(list, "records");
-        if let Some(list) = list {
-            let shown = || {
-                format!(
-                    "[{}]",
-                    vec![
-                        "com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry@c965e310";
-                        list.len()
-                    ]
-                    .join(", ")
-                )
-            };
-            v.count(list.len(), "records", 1, PUT_RECORDS_COUNT_MAX, shown);
+        let request = PutRecordsRequest::parse(input, &self.streams.config().account_id)?;
+        if let Some(e) = request.deferred {
+            return Err(self.after_stream_lookup(request.stream.as_str(), e));
         }
-        let mut records =
-            Vec::with_capacity(list.map_or(0, |l| l.len().min(PUT_RECORDS_COUNT_MAX)));
-        let mut out_of_range = None;
-        if let Some(list) = list {
-            // Past 500 records AWS still reports the members' violations after the list's, up
-            // to ten in all: the request fails either way, so the reading stops once nine bad
-            // records (each at least one violation) follow the list's own.
-            let too_many = list.len() > PUT_RECORDS_COUNT_MAX;
-            let mut bad = 0;
-            for (i, e) in list.iter().enumerate() {
-                let r = Input::element(e, input.format)?;
-                match Self::record_members(&mut v, r, Some(i + 1))? {
-                    Member::Valid(rec) if !too_many => records.push(rec),
-                    Member::Valid(_) => {}
-                    Member::Violation => bad += 1,
-                    Member::HashKeyOutOfRange(e) => {
-                        out_of_range.get_or_insert(e);
-                    }
-                }
-                if too_many && bad == 9 {
-                    break;
-                }
-            }
-        }
-        let name = self.require_stream(input, &mut v)?;
-        v.finish()?;
-        if let Some(e) = out_of_range {
-            return Err(self.after_stream_lookup(&name, e));
-        }
-        let total: usize = records
-            .iter()
-            .map(|r| r.data.len() + r.partition_key.len())
-            .sum();
-        if total > PUT_RECORDS_BYTES_MAX {
-            return Err(ApiError::invalid_argument(format!(
-                "Records size exceeds {} MB limit: the request's partition keys and data total {total} bytes.",
-                PUT_RECORDS_BYTES_MAX / (1024 * 1024)
-            )));
-        }
-        self.put_records_checked(&name, records).await
+        self.put_records_checked(request.stream.as_str(), request.records)
+            .await
     }
 
     /// PutRecords after the request-level checks: per-stream record sizes, the append, the
@@ -276,62 +226,6 @@ impl Service {
                 .str("EncryptionType", "NONE")
                 .done(),
         ))
-    }
-
-    /// Reads a well-formed JSON PutRecords request straight into records, skipping the generic
-    /// tree. Returns `None` (and the generic path runs, with its exact error messages) for
-    /// anything that is not plainly valid.
-    pub fn parse_put_records_fast(body: &[u8]) -> Option<(String, Vec<Record>)> {
-        #[derive(serde::Deserialize)]
-        struct Entry<'a> {
-            #[serde(rename = "Data", borrow)]
-            data: &'a str,
-            #[serde(rename = "PartitionKey", borrow)]
-            partition_key: &'a str,
-            #[serde(rename = "ExplicitHashKey", borrow, default)]
-            explicit_hash_key: Option<&'a str>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Request<'a> {
-            #[serde(rename = "Records", borrow)]
-            records: Vec<Object<Entry<'a>>>,
-            #[serde(rename = "StreamName", borrow, default)]
-            stream_name: Option<&'a str>,
-        }
-        let Object(req) = serde_json::from_slice::<Object<Request<'_>>>(body).ok()?;
-        let name = req
-            .stream_name
-            .filter(|n| validate::is_stream_name(n) && n.len() <= STREAM_NAME_CHARS_MAX)?;
-        if req.records.is_empty() || req.records.len() > PUT_RECORDS_COUNT_MAX {
-            return None;
-        }
-        let mut records = Vec::with_capacity(req.records.len());
-        let mut total = 0;
-        for Object(e) in &req.records {
-            let key_ok = !e.partition_key.is_empty()
-                && e.partition_key.chars().count() <= PARTITION_KEY_CHARS_MAX;
-            if !key_ok || !e.explicit_hash_key.is_none_or(validate::is_hash_key) {
-                return None;
-            }
-            let data = sluice_aws::value::decode_base64(e.data).ok()?;
-            if data.len() > RECORD_DATA_BYTES_MAX {
-                return None;
-            }
-            let explicit_hash_key = match e.explicit_hash_key {
-                Some(h) => Some(h.parse::<u128>().ok()?),
-                None => None,
-            };
-            total += data.len() + e.partition_key.len();
-            records.push(Record {
-                partition_key: e.partition_key.as_bytes().to_vec(),
-                explicit_hash_key,
-                data,
-            });
-        }
-        if total > PUT_RECORDS_BYTES_MAX {
-            return None;
-        }
-        Some((name.to_string(), records))
     }
 
     /// The cursor a GetShardIterator or SubscribeToShard starts from. The stream and the shard
@@ -615,4 +509,153 @@ pub(crate) fn child_shards_out(children: &[sluice_streams::ShardMeta]) -> Out {
             })
             .collect(),
     )
+}
+
+/// PutRecords as the operation acts on it: the one request type both decoders produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutRecordsRequest {
+    pub stream: StreamTarget,
+    pub records: Vec<Record>,
+    /// An error AWS reports only after it has found the stream (an ExplicitHashKey past
+    /// 2^128 - 1): the operation looks the stream up first.
+    pub deferred: Option<ApiError>,
+}
+
+impl PutRecordsRequest {
+    /// The one parser, over the request tree (JSON or CBOR): every check in AWS's order, with
+    /// AWS's messages.
+    pub fn parse(input: Input<'_>, account: &str) -> Result<PutRecordsRequest, ApiError> {
+        let mut v = Validator::new();
+        let list = input.list("Records")?;
+        v.required(list, "records");
+        if let Some(list) = list {
+            let shown = || {
+                format!(
+                    "[{}]",
+                    vec![
+                        "com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry@c965e310";
+                        list.len()
+                    ]
+                    .join(", ")
+                )
+            };
+            v.count(list.len(), "records", 1, PUT_RECORDS_COUNT_MAX, shown);
+        }
+        let mut records =
+            Vec::with_capacity(list.map_or(0, |l| l.len().min(PUT_RECORDS_COUNT_MAX)));
+        let mut deferred = None;
+        if let Some(list) = list {
+            // Past 500 records AWS still reports the members' violations after the list's, up
+            // to ten in all: the request fails either way, so the reading stops once nine bad
+            // records (each at least one violation) follow the list's own.
+            let too_many = list.len() > PUT_RECORDS_COUNT_MAX;
+            let mut bad = 0;
+            for (i, e) in list.iter().enumerate() {
+                let r = Input::element(e, input.format)?;
+                match Service::record_members(&mut v, r, Some(i + 1))? {
+                    Member::Valid(rec) if !too_many => records.push(rec),
+                    Member::Valid(_) => {}
+                    Member::Violation => bad += 1,
+                    Member::HashKeyOutOfRange(e) => {
+                        deferred.get_or_insert(e);
+                    }
+                }
+                if too_many && bad == 9 {
+                    break;
+                }
+            }
+        }
+        let stream = stream_member(&mut v, input, true, account)?;
+        v.finish()?;
+        let Some(stream) = stream else {
+            // v.finish() refused a request without a stream.
+            return Err(ApiError::serialization_bare());
+        };
+        if deferred.is_none() {
+            check_put_records_bytes(&records)?;
+        }
+        Ok(PutRecordsRequest {
+            stream,
+            records,
+            deferred,
+        })
+    }
+
+    /// The fast decoder: a JSON body read straight into records, skipping the request tree.
+    /// It answers only for a body that is plainly valid (`None` otherwise, and [`Self::parse`]
+    /// decides, with its exact messages), and then exactly what [`Self::parse`] would.
+    pub fn decode_json(body: &[u8]) -> Option<PutRecordsRequest> {
+        #[derive(serde::Deserialize)]
+        struct Entry<'a> {
+            #[serde(rename = "Data", borrow)]
+            data: &'a str,
+            #[serde(rename = "PartitionKey", borrow)]
+            partition_key: &'a str,
+            #[serde(rename = "ExplicitHashKey", borrow, default)]
+            explicit_hash_key: Option<&'a str>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Request<'a> {
+            #[serde(rename = "Records", borrow)]
+            records: Vec<Object<Entry<'a>>>,
+            #[serde(rename = "StreamName", borrow, default)]
+            stream_name: Option<&'a str>,
+            /// Any StreamARN (even null) is left to the generic path, which checks it against
+            /// the name and the account.
+            #[serde(rename = "StreamARN", default)]
+            stream_arn: Option<serde::de::IgnoredAny>,
+        }
+        let Object(req) = serde_json::from_slice::<Object<Request<'_>>>(body).ok()?;
+        if req.stream_arn.is_some() {
+            return None;
+        }
+        let name = req
+            .stream_name
+            .filter(|n| validate::is_stream_name(n) && n.len() <= STREAM_NAME_CHARS_MAX)?;
+        if req.records.is_empty() || req.records.len() > PUT_RECORDS_COUNT_MAX {
+            return None;
+        }
+        let mut records = Vec::with_capacity(req.records.len());
+        for Object(e) in &req.records {
+            let key_ok = !e.partition_key.is_empty()
+                && e.partition_key.chars().count() <= PARTITION_KEY_CHARS_MAX;
+            if !key_ok || !e.explicit_hash_key.is_none_or(validate::is_hash_key) {
+                return None;
+            }
+            let data = sluice_aws::value::decode_base64(e.data).ok()?;
+            if data.len() > RECORD_DATA_BYTES_MAX {
+                return None;
+            }
+            let explicit_hash_key = match e.explicit_hash_key {
+                Some(h) => Some(h.parse::<u128>().ok()?),
+                None => None,
+            };
+            records.push(Record {
+                partition_key: e.partition_key.as_bytes().to_vec(),
+                explicit_hash_key,
+                data,
+            });
+        }
+        check_put_records_bytes(&records).ok()?;
+        Some(PutRecordsRequest {
+            stream: StreamTarget(name.to_string()),
+            records,
+            deferred: None,
+        })
+    }
+}
+
+/// The 10 MiB limit on a PutRecords request's partition keys and data together.
+fn check_put_records_bytes(records: &[Record]) -> Result<(), ApiError> {
+    let total: usize = records
+        .iter()
+        .map(|r| r.data.len() + r.partition_key.len())
+        .sum();
+    if total > PUT_RECORDS_BYTES_MAX {
+        return Err(ApiError::invalid_argument(format!(
+            "Records size exceeds {} MB limit: the request's partition keys and data total {total} bytes.",
+            PUT_RECORDS_BYTES_MAX / (1024 * 1024)
+        )));
+    }
+    Ok(())
 }
