@@ -112,7 +112,7 @@ fn write_json(buf: &mut Vec<u8>, out: &Out) {
 }
 
 /// A JSON string; the common case, printable ASCII with nothing to escape, is copied as is.
-fn json_str(buf: &mut Vec<u8>, s: &str) {
+pub fn json_str(buf: &mut Vec<u8>, s: &str) {
     if s.bytes()
         .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
     {

@@ -36,6 +36,9 @@ pub enum Reply {
     Body(crate::value::Out),
     /// An event stream (`application/vnd.amazon.eventstream`): messages sent as they come.
     Events(Body),
+    /// A body the service encoded itself, in the request's format (a hot path's answer,
+    /// written without a response tree).
+    Encoded(Vec<u8>),
 }
 
 /// One request to a JSON service, after the gateway has read, decoded and verified it.
@@ -243,6 +246,9 @@ fn reply_response(reply: Result<Reply, ApiError>, format: Format, request_id: &s
             request_id,
             None,
         ),
+        Ok(Reply::Encoded(bytes)) => {
+            respond(StatusCode::OK, format, Body::from(bytes), request_id, None)
+        }
         Ok(Reply::Events(body)) => {
             let mut r = respond(StatusCode::OK, format, body, request_id, None);
             r.headers_mut().insert(
@@ -463,14 +469,18 @@ async fn handle_json(
     reply_response(service.call(call).await, format, request_id)
 }
 
-/// Limits of a listener.
-#[derive(Debug, Clone, Copy)]
+/// Limits of a listener. (De)serializes as the `[listener]` section of sluice's configuration
+/// (the same limits for the plain and the TLS listener).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ListenerLimits {
     /// Connections open at once; further clients wait in the kernel's accept backlog.
+    /// Default 10000.
     pub connections_max: usize,
-    /// A TLS handshake that takes longer is dropped.
+    /// A TLS handshake that takes longer, in milliseconds, is dropped. Default 10000.
     pub handshake_timeout_ms: u64,
-    /// At shutdown, connections still busy after this long are dropped.
+    /// At shutdown, connections still busy after this long, in milliseconds, are dropped.
+    /// Default 10000.
     pub shutdown_grace_ms: u64,
 }
 

@@ -273,8 +273,12 @@ impl sluice_aws::JsonService for Service {
         }
         let request = PutRecordsRequest::decode_json(body)?;
         Some(Box::pin(async move {
-            self.put_records_checked(request.stream.as_str(), request.records)
-                .await
+            self.put_records_checked(
+                request.stream.as_str(),
+                request.records,
+                sluice_aws::Format::Json,
+            )
+            .await
         }))
     }
 }

@@ -163,20 +163,45 @@ impl Service {
         if let Some(e) = request.deferred {
             return Err(self.after_stream_lookup(request.stream.as_str(), e));
         }
-        self.put_records_checked(request.stream.as_str(), request.records)
+        self.put_records_checked(request.stream.as_str(), request.records, input.format)
             .await
     }
 
     /// PutRecords after the request-level checks: per-stream record sizes, the append, the
-    /// per-record answers.
+    /// per-record answers. A JSON answer is written straight into its body (one per request,
+    /// up to 500 entries); CBOR goes through the response tree.
     pub async fn put_records_checked(
         &self,
         name: &str,
         records: Vec<Record>,
+        format: sluice_aws::Format,
     ) -> Result<Reply, ApiError> {
         let outcomes = self
             .put(crate::metrics::PutOp::PutRecords, name, records)
             .await?;
+        Ok(match format {
+            sluice_aws::Format::Json => Reply::Encoded(self.put_records_json(outcomes)),
+            sluice_aws::Format::Cbor => Reply::Body(self.put_records_out(outcomes)),
+        })
+    }
+
+    /// A failed record's `ErrorCode` and `ErrorMessage`: throttling as AWS words it, anything
+    /// else InternalFailure (with what went wrong when it is the client's business, such as a
+    /// full disk).
+    fn put_records_error(&self, e: StreamsError) -> (&'static str, String) {
+        let e = self.ctx().map(e);
+        if e.error_type == sluice_aws::ErrorType::ProvisionedThroughputExceeded {
+            (e.type_name(), e.message.unwrap_or_default())
+        } else {
+            let message = e
+                .message
+                .filter(|m| m.starts_with("Internal Service Failure"))
+                .unwrap_or_else(|| "Internal Service Failure".to_string());
+            ("InternalFailure", message)
+        }
+    }
+
+    fn put_records_out(&self, outcomes: Vec<sluice_streams::PutOutcome>) -> Out {
         let mut failed = 0;
         // Shard ids repeat across the records: format each once.
         let mut shard_ids: Vec<(ShardId, std::sync::Arc<str>)> = Vec::new();
@@ -199,19 +224,7 @@ impl Service {
                 }
                 Err(e) => {
                     failed += 1;
-                    let e = self.ctx().map(e);
-                    let (code, message) =
-                        if e.error_type == sluice_aws::ErrorType::ProvisionedThroughputExceeded {
-                            (e.type_name(), e.message.unwrap_or_default())
-                        } else {
-                            // InternalFailure, with what went wrong when it is the client's
-                            // business (a full disk).
-                            let message = e
-                                .message
-                                .filter(|m| m.starts_with("Internal Service Failure"))
-                                .unwrap_or_else(|| "Internal Service Failure".to_string());
-                            ("InternalFailure", message)
-                        };
+                    let (code, message) = self.put_records_error(e);
                     Out::map()
                         .str("ErrorCode", code)
                         .str("ErrorMessage", message)
@@ -219,13 +232,55 @@ impl Service {
                 }
             })
             .collect();
-        Ok(Reply::Body(
-            Out::map()
-                .int("FailedRecordCount", failed)
-                .set("Records", Out::Array(out))
-                .str("EncryptionType", "NONE")
-                .done(),
-        ))
+        Out::map()
+            .int("FailedRecordCount", failed)
+            .set("Records", Out::Array(out))
+            .str("EncryptionType", "NONE")
+            .done()
+    }
+
+    /// The same answer as [`Self::put_records_out`] encoded as JSON, byte for byte, written
+    /// directly: no tree, no per-record allocation.
+    fn put_records_json(&self, outcomes: Vec<sluice_streams::PutOutcome>) -> Vec<u8> {
+        use std::io::Write;
+        let failed = outcomes.iter().filter(|o| o.is_err()).count();
+        // 56 digits of a sequence number, a shard id, and the member names and punctuation.
+        let mut buf = Vec::with_capacity(64 + outcomes.len() * 120);
+        let _ = write!(buf, "{{\"FailedRecordCount\":{failed},\"Records\":[");
+        let mut shard_id: Option<(ShardId, String)> = None;
+        for (i, o) in outcomes.into_iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            match o {
+                Ok(r) => {
+                    buf.extend_from_slice(b"{\"SequenceNumber\":\"");
+                    buf.extend_from_slice(&r.sequence_number.to_digits());
+                    buf.extend_from_slice(b"\",\"ShardId\":\"");
+                    match &shard_id {
+                        Some((id, text)) if *id == r.shard_id => {
+                            buf.extend_from_slice(text.as_bytes())
+                        }
+                        _ => {
+                            let text = r.shard_id.to_string();
+                            buf.extend_from_slice(text.as_bytes());
+                            shard_id = Some((r.shard_id, text));
+                        }
+                    }
+                    buf.extend_from_slice(b"\"}");
+                }
+                Err(e) => {
+                    let (code, message) = self.put_records_error(e);
+                    buf.extend_from_slice(b"{\"ErrorCode\":");
+                    sluice_aws::codec::json_str(&mut buf, code);
+                    buf.extend_from_slice(b",\"ErrorMessage\":");
+                    sluice_aws::codec::json_str(&mut buf, &message);
+                    buf.push(b'}');
+                }
+            }
+        }
+        buf.extend_from_slice(b"],\"EncryptionType\":\"NONE\"}");
+        buf
     }
 
     /// The cursor a GetShardIterator or SubscribeToShard starts from. The stream and the shard
@@ -658,4 +713,64 @@ fn check_put_records_bytes(records: &[Record]) -> Result<(), ApiError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sluice_streams::{PutResult, SequenceNumber, ShardId, Streams, StreamsConfig, SystemClock};
+
+    use super::*;
+
+    /// The hand-written JSON answer is byte for byte what the response tree encodes to.
+    #[test]
+    fn the_direct_json_answer_matches_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let streams =
+            Arc::new(Streams::open(StreamsConfig::new(dir.path()), Arc::new(SystemClock)).unwrap());
+        let service = Service::new(streams).unwrap();
+        let outcomes = || {
+            vec![
+                Ok(PutResult {
+                    shard_id: ShardId(0),
+                    sequence_number: SequenceNumber::of_record(1, 0, 7),
+                }),
+                Ok(PutResult {
+                    shard_id: ShardId(0),
+                    sequence_number: SequenceNumber::of_record(1, 0, 8),
+                }),
+                Err(StreamsError::ThroughputExceeded {
+                    stream: "s\"q".into(),
+                    shard_id: "shardId-000000000003".into(),
+                    write: true,
+                }),
+                Ok(PutResult {
+                    shard_id: ShardId(12),
+                    sequence_number: SequenceNumber::of_record(2, 12, 0),
+                }),
+                Err(StreamsError::Busy),
+                Err(StreamsError::Log(sluice_streams::LogError::NoSpace {
+                    path: "/x".into(),
+                })),
+                Ok(PutResult {
+                    shard_id: ShardId(0),
+                    sequence_number: SequenceNumber::of_record(1, 0, 9),
+                }),
+            ]
+        };
+        let tree = sluice_aws::codec::encode(
+            &service.put_records_out(outcomes()),
+            sluice_aws::Format::Json,
+        );
+        let direct = service.put_records_json(outcomes());
+        assert_eq!(
+            String::from_utf8(direct).unwrap(),
+            String::from_utf8(tree).unwrap()
+        );
+        assert_eq!(
+            service.put_records_json(Vec::new()),
+            br#"{"FailedRecordCount":0,"Records":[],"EncryptionType":"NONE"}"#
+        );
+    }
 }
