@@ -10,20 +10,22 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
-/// Which origins may call sluice from a browser.
-#[derive(Debug, Clone)]
+/// Which origins may call sluice from a browser. (De)serializes as the `[cors]` section of
+/// sluice's configuration; check it with [`Cors::validate`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Cors {
-    /// `None`: any origin (the default, for local use). Otherwise the exact origins
-    /// (`scheme://host[:port]`) allowed.
-    pub allowed_origins: Option<Vec<String>>,
-    /// How long a browser may cache a preflight answer.
+    /// The exact origins (`scheme://host[:port]`) allowed, or `"*"` for any (echoed back, with
+    /// `Vary: Origin`). Empty, the default (for local use): any origin, answered with `*`.
+    pub allowed_origins: Vec<String>,
+    /// How long a browser may cache a preflight answer, in seconds. Default 86400 (one day).
     pub max_age_secs: u64,
 }
 
 impl Default for Cors {
     fn default() -> Self {
         Cors {
-            allowed_origins: None,
+            allowed_origins: Vec::new(),
             max_age_secs: 86_400,
         }
     }
@@ -59,19 +61,39 @@ fn header_allowed(name: &str) -> bool {
 }
 
 impl Cors {
-    fn allows(&self, origin: &str) -> bool {
-        match &self.allowed_origins {
-            None => true,
-            Some(list) => list
-                .iter()
-                .any(|o| o == "*" || o.eq_ignore_ascii_case(origin)),
+    /// Every entry of `allowed_origins` must be a bare origin, `http(s)://host[:port]` without
+    /// a path (a browser's `Origin` never has one, so such an entry would never match), or
+    /// `"*"`. The error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        for o in &self.allowed_origins {
+            let host = o
+                .strip_prefix("http://")
+                .or_else(|| o.strip_prefix("https://"));
+            if o != "*" && !host.is_some_and(|h| !h.is_empty() && !h.contains('/')) {
+                return Err(format!("allowed_origins: {o:?} is not an origin like \"http://localhost:3000\" (scheme://host[:port], no path) or \"*\""));
+            }
         }
+        Ok(())
+    }
+
+    /// With no list, any origin may call.
+    fn any_origin(&self) -> bool {
+        self.allowed_origins.is_empty()
+    }
+
+    fn allows(&self, origin: &str) -> bool {
+        self.any_origin()
+            || self
+                .allowed_origins
+                .iter()
+                .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
     }
 
     fn allow_origin(&self, origin: &HeaderValue) -> HeaderValue {
-        match &self.allowed_origins {
-            None => HeaderValue::from_static("*"),
-            Some(_) => origin.clone(),
+        if self.any_origin() {
+            HeaderValue::from_static("*")
+        } else {
+            origin.clone()
         }
     }
 
@@ -101,7 +123,7 @@ impl Cors {
             "access-control-max-age",
             HeaderValue::from(self.max_age_secs),
         );
-        if self.allowed_origins.is_some() {
+        if !self.any_origin() {
             h.insert("vary", HeaderValue::from_static("Origin"));
         }
         r
@@ -130,7 +152,7 @@ pub async fn layer(State(cors): State<Arc<Cors>>, req: Request, next: Next) -> R
             "access-control-expose-headers",
             HeaderValue::from_static(EXPOSE_HEADERS),
         );
-        if cors.allowed_origins.is_some() {
+        if !cors.any_origin() {
             h.insert("vary", HeaderValue::from_static("Origin"));
         }
     }
@@ -162,10 +184,31 @@ mod tests {
         let any = Cors::default();
         assert!(any.allows("http://example.com"));
         let some = Cors {
-            allowed_origins: Some(vec!["http://localhost:3000".into()]),
+            allowed_origins: vec!["http://localhost:3000".into()],
             ..Cors::default()
         };
         assert!(some.allows("http://localhost:3000"));
         assert!(!some.allows("http://evil.example"));
+    }
+
+    #[test]
+    fn validate_wants_bare_origins() {
+        let with = |origins: &[&str]| Cors {
+            allowed_origins: origins.iter().map(|o| o.to_string()).collect(),
+            ..Cors::default()
+        };
+        Cors::default().validate().unwrap();
+        with(&["http://a.test:8080", "https://b.test", "*"])
+            .validate()
+            .unwrap();
+        for bad in [
+            "http://localhost:3000/",
+            "localhost:3000",
+            "http://",
+            "ftp://a.test",
+        ] {
+            let e = with(&[bad]).validate().unwrap_err();
+            assert!(e.starts_with("allowed_origins: "), "{e}");
+        }
     }
 }

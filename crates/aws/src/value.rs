@@ -368,6 +368,28 @@ pub fn decode_base64(s: &str) -> Result<Vec<u8>, ApiError> {
         })
 }
 
+/// [`decode_base64`] into the end of `buf`, for decoders that keep many blobs in one buffer:
+/// it accepts exactly what [`decode_base64`] accepts and returns `true`; anything else leaves
+/// `buf` as it was and returns `false` (for callers that then leave the request to the generic
+/// path, which words the error).
+pub fn decode_base64_into(s: &str, buf: &mut bytes::BytesMut) -> bool {
+    if !s.len().is_multiple_of(4) {
+        return false;
+    }
+    let start = buf.len();
+    buf.resize(start + s.len() / 4 * 3, 0);
+    match base64::engine::general_purpose::STANDARD.decode_slice(s, &mut buf[start..]) {
+        Ok(n) => {
+            buf.truncate(start + n);
+            true
+        }
+        Err(_) => {
+            buf.truncate(start);
+            false
+        }
+    }
+}
+
 /// A response tree.
 #[derive(Debug, Clone)]
 pub enum Out {

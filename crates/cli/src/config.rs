@@ -1,13 +1,26 @@
 //! The server configuration: one TOML file (see `sluice.example.toml`), then `SLUICE_*`
-//! environment variables, then command-line flags, each overriding the one before.
+//! environment variables ([`ENV_OVERRIDES`]), then command-line flags, each overriding the one
+//! before.
+//!
+//! Each crate owns its section, as a serde struct with its defaults and `deny_unknown_fields`:
+//! `[storage]` is `sluice_log::LogConfig`, `[streams]` `sluice_streams::StreamsConfig`,
+//! `[throughput]` and `[on_demand]` its `ThroughputConfig` and `OnDemandScaling`, `[cors]` and
+//! `[listener]` `sluice_aws::Cors` and `ListenerLimits`; [`Config`] only nests them. The file is
+//! read into a `toml::Table`, every override is written into that table under its dotted key,
+//! and the table is deserialized once: an override goes through the same type checks as the
+//! file, and an unknown key anywhere is an error naming it.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
-use serde::Deserialize;
+use anyhow::{anyhow, bail, Context};
+use serde::{Deserialize, Serialize};
+use sluice_aws::{Cors, ListenerLimits};
+use sluice_streams::{LogConfig, OnDemandScaling, StreamsConfig, ThroughputConfig};
+use toml::{Table, Value};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address the API listens on.
@@ -18,76 +31,25 @@ pub struct Config {
     pub account_id: String,
     /// The region in ARNs.
     pub region: String,
-    pub storage: StorageConfig,
-    pub streams: StreamsSection,
-    pub throughput: ThroughputSection,
-    pub on_demand: OnDemandSection,
+    pub storage: LogConfig,
+    /// The registry's limits and delays; its `data_dir`, `log`, `throughput`, `on_demand`,
+    /// `account_id` and `region` are not keys of `[streams]` ([`Config::streams_config`] fills
+    /// them in from their own sections).
+    pub streams: StreamsConfig,
+    pub throughput: ThroughputConfig,
+    pub on_demand: OnDemandScaling,
+    pub cors: Cors,
+    pub listener: ListenerLimits,
+    /// A second, TLS listener; none by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSection>,
     /// With any key listed, every request must carry a valid SigV4 signature by one of them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub access_keys: Vec<AccessKey>,
-    pub cors: CorsSection,
 }
 
-/// CORS, for the AWS SDK for JavaScript in a web page.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CorsSection {
-    /// Origins (`scheme://host[:port]`) a web page may call sluice from; empty: any origin.
-    pub allowed_origins: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StorageConfig {
-    /// `group_commit` (default: acknowledge after fdatasync) or `interval` (acknowledge after
-    /// write; fdatasync at most `sync_interval_ms` later).
-    pub sync: String,
-    pub sync_interval_ms: u64,
-    pub segment_bytes_max: u64,
-    pub segment_age_ms_max: i64,
-    pub index_interval_bytes: u64,
-    pub append_queue_depth_max: usize,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StreamsSection {
-    pub shard_limit: u32,
-    pub on_demand_stream_limit: u32,
-    pub create_delay_ms: i64,
-    pub delete_delay_ms: i64,
-    /// How long a stream stays UPDATING after a reshard or mode change.
-    pub update_delay_ms: i64,
-    /// How long a registered consumer stays CREATING (and a deregistered one DELETING).
-    pub consumer_delay_ms: i64,
-    /// How often retention, state transitions and on-demand scaling run.
-    pub maintenance_interval_ms: u64,
-}
-
-/// AWS's per-shard quotas; see `sluice.example.toml`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ThroughputSection {
-    pub enforce: bool,
-    pub write_bytes_per_sec: u64,
-    pub write_records_per_sec: u64,
-    pub read_calls_per_sec: u64,
-    pub read_bytes_per_sec: u64,
-}
-
-/// The ON_DEMAND scaler; see `sluice.example.toml`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OnDemandSection {
-    pub split_load: f64,
-    pub split_after_ms: i64,
-    pub merge_load: f64,
-    pub merge_after_ms: i64,
-    pub min_shards: u32,
-}
-
-/// A second, TLS listener (HTTP/1.1 and HTTP/2 by ALPN).
-#[derive(Debug, Clone, Deserialize)]
+/// A second, TLS listener (HTTP/1.1 and HTTP/2 by ALPN). No defaults: all three keys or none.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSection {
     pub listen: SocketAddr,
@@ -97,33 +59,7 @@ pub struct TlsSection {
     pub key_file: PathBuf,
 }
 
-impl Default for ThroughputSection {
-    fn default() -> Self {
-        let t = sluice_streams::ThroughputConfig::default();
-        ThroughputSection {
-            enforce: t.enforce,
-            write_bytes_per_sec: t.write_bytes_per_sec,
-            write_records_per_sec: t.write_records_per_sec,
-            read_calls_per_sec: t.read_calls_per_sec,
-            read_bytes_per_sec: t.read_bytes_per_sec,
-        }
-    }
-}
-
-impl Default for OnDemandSection {
-    fn default() -> Self {
-        let o = sluice_streams::OnDemandScaling::default();
-        OnDemandSection {
-            split_load: o.split_load,
-            split_after_ms: o.split_after_ms,
-            merge_load: o.merge_load,
-            merge_after_ms: o.merge_after_ms,
-            min_shards: o.min_shards,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessKey {
     pub access_key_id: String,
@@ -137,279 +73,670 @@ impl Default for Config {
             data_dir: PathBuf::from("sluice-data"),
             account_id: "000000000000".into(),
             region: "us-east-1".into(),
-            storage: StorageConfig::default(),
-            streams: StreamsSection::default(),
-            throughput: ThroughputSection::default(),
-            on_demand: OnDemandSection::default(),
+            storage: LogConfig::default(),
+            streams: StreamsConfig::default(),
+            throughput: ThroughputConfig::default(),
+            on_demand: OnDemandScaling::default(),
+            cors: Cors::default(),
+            listener: ListenerLimits::default(),
             tls: None,
             access_keys: Vec::new(),
-            cors: CorsSection::default(),
         }
     }
 }
 
-impl Default for StorageConfig {
-    fn default() -> Self {
-        let log = sluice_streams::LogConfig::default();
-        StorageConfig {
-            sync: "group_commit".into(),
-            sync_interval_ms: 100,
-            segment_bytes_max: log.segment_bytes_max,
-            segment_age_ms_max: log.segment_age_ms_max,
-            index_interval_bytes: log.index_interval_bytes,
-            append_queue_depth_max: log.append_queue_depth_max,
+/// How an environment variable's text becomes a TOML value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Str,
+    Int,
+    Bool,
+    Float,
+    /// Comma-separated; blanks around and empty items are dropped (so `""` is an empty list).
+    StrList,
+}
+
+/// Every environment variable the server reads, with the key it sets. The only list of them:
+/// `sluice serve --help` prints it, README and `sluice.example.toml` point there. A key with
+/// `[+]` sets a field of one entry appended to that array of tables (`[[access_keys]]`), the
+/// same entry for every variable naming it. Other `SLUICE_*` variables are not the server's
+/// (`SLUICE_ENDPOINT` is the client commands', `SLUICE_LOG` the log filter) and are ignored.
+pub const ENV_OVERRIDES: &[(&str, &str, Kind)] = &[
+    ("SLUICE_LISTEN", "listen", Kind::Str),
+    ("SLUICE_DATA_DIR", "data_dir", Kind::Str),
+    ("SLUICE_ACCOUNT_ID", "account_id", Kind::Str),
+    ("SLUICE_REGION", "region", Kind::Str),
+    ("SLUICE_SYNC", "storage.sync", Kind::Str),
+    ("SLUICE_SHARD_LIMIT", "streams.shard_limit", Kind::Int),
+    (
+        "SLUICE_UPDATE_DELAY_MS",
+        "streams.update_delay_ms",
+        Kind::Int,
+    ),
+    (
+        "SLUICE_CONSUMER_DELAY_MS",
+        "streams.consumer_delay_ms",
+        Kind::Int,
+    ),
+    (
+        "SLUICE_MAINTENANCE_INTERVAL_MS",
+        "streams.maintenance_interval_ms",
+        Kind::Int,
+    ),
+    (
+        "SLUICE_ENFORCE_THROUGHPUT",
+        "throughput.enforce",
+        Kind::Bool,
+    ),
+    (
+        "SLUICE_ON_DEMAND_SPLIT_LOAD",
+        "on_demand.split_load",
+        Kind::Float,
+    ),
+    (
+        "SLUICE_ON_DEMAND_SPLIT_AFTER_MS",
+        "on_demand.split_after_ms",
+        Kind::Int,
+    ),
+    (
+        "SLUICE_ON_DEMAND_MERGE_LOAD",
+        "on_demand.merge_load",
+        Kind::Float,
+    ),
+    (
+        "SLUICE_ON_DEMAND_MERGE_AFTER_MS",
+        "on_demand.merge_after_ms",
+        Kind::Int,
+    ),
+    (
+        "SLUICE_CORS_ALLOWED_ORIGINS",
+        "cors.allowed_origins",
+        Kind::StrList,
+    ),
+    ("SLUICE_TLS_LISTEN", "tls.listen", Kind::Str),
+    ("SLUICE_TLS_CERT_FILE", "tls.cert_file", Kind::Str),
+    ("SLUICE_TLS_KEY_FILE", "tls.key_file", Kind::Str),
+    (
+        "SLUICE_ACCESS_KEY_ID",
+        "access_keys[+].access_key_id",
+        Kind::Str,
+    ),
+    (
+        "SLUICE_SECRET_ACCESS_KEY",
+        "access_keys[+].secret_access_key",
+        Kind::Str,
+    ),
+];
+
+impl Kind {
+    fn parse(self, text: &str) -> Result<Value, String> {
+        Ok(match self {
+            Kind::Str => Value::String(text.into()),
+            Kind::Int => Value::Integer(
+                text.trim()
+                    .parse()
+                    .map_err(|_| "not an integer".to_string())?,
+            ),
+            Kind::Bool => Value::Boolean(match text.trim() {
+                "true" => true,
+                "false" => false,
+                _ => return Err("neither true nor false".into()),
+            }),
+            Kind::Float => Value::Float(text.trim().parse().map_err(|_| "not a number")?),
+            Kind::StrList => Value::Array(
+                text.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| Value::String(s.into()))
+                    .collect(),
+            ),
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Str => "string",
+            Kind::Int => "integer",
+            Kind::Bool => "true|false",
+            Kind::Float => "number",
+            Kind::StrList => "comma-separated list",
         }
     }
 }
 
-impl Default for StreamsSection {
-    fn default() -> Self {
-        StreamsSection {
-            shard_limit: 500,
-            on_demand_stream_limit: 50,
-            create_delay_ms: 0,
-            delete_delay_ms: 0,
-            update_delay_ms: 0,
-            consumer_delay_ms: 0,
-            maintenance_interval_ms: 1000,
+/// The environment variables, for `sluice serve --help`.
+pub fn env_help() -> String {
+    let mut s = String::from(
+        "Environment variables: each sets the key shown, checked as in the config file, which it\n\
+         overrides; --data-dir, --listen and --sync override both.\n",
+    );
+    for (var, key, kind) in ENV_OVERRIDES {
+        s.push_str(&format!("  {var:<33} {key:<34} {}\n", kind.name()));
+    }
+    s.push_str(
+        "  (access_keys[+]: one [[access_keys]] entry added to the file's, from both variables)",
+    );
+    s
+}
+
+/// Writes `value` at a dotted `key` of `table`, creating the tables on the way. `appended`
+/// remembers the arrays that already got their `[+]` entry.
+fn set_key(
+    table: &mut Table,
+    key: &str,
+    value: Value,
+    appended: &mut HashSet<String>,
+) -> Result<(), String> {
+    let (head, rest) = match key.split_once('.') {
+        None => {
+            table.insert(key.into(), value);
+            return Ok(());
         }
+        Some(split) => split,
+    };
+    let inner = if let Some(array) = head.strip_suffix("[+]") {
+        let Value::Array(entries) = table
+            .entry(array)
+            .or_insert_with(|| Value::Array(Vec::new()))
+        else {
+            return Err(format!("{array} is not an array of tables"));
+        };
+        if appended.insert(array.to_string()) {
+            entries.push(Value::Table(Table::new()));
+        }
+        entries.last_mut()
+    } else {
+        Some(
+            table
+                .entry(head)
+                .or_insert_with(|| Value::Table(Table::new())),
+        )
+    };
+    match inner {
+        Some(Value::Table(t)) => set_key(t, rest, value, appended),
+        _ => Err(format!("{head} is not a table")),
     }
 }
 
 impl Config {
-    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
-        let mut config = match path {
+    /// Loads the file (if any), then the environment, then `flags`: (flag as shown in errors,
+    /// dotted key, value). Returns a validated configuration.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+        flags: &[(&str, &str, Value)],
+    ) -> anyhow::Result<Config> {
+        let file = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("reading {}", p.display()))?;
-                toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
+                Some((p.display().to_string(), text))
             }
-            None => Config::default(),
+            None => None,
         };
-        config.apply_env(|k| std::env::var(k).ok())?;
-        Ok(config)
+        Config::resolve(
+            file.as_ref()
+                .map(|(name, text)| (name.as_str(), text.as_str())),
+            env,
+            flags,
+        )
     }
 
-    /// `SLUICE_LISTEN`, `SLUICE_DATA_DIR`, `SLUICE_ACCOUNT_ID`, `SLUICE_REGION`, `SLUICE_SYNC`,
-    /// `SLUICE_SHARD_LIMIT`, `SLUICE_ENFORCE_THROUGHPUT`, `SLUICE_UPDATE_DELAY_MS`,
-    /// `SLUICE_CONSUMER_DELAY_MS`, `SLUICE_MAINTENANCE_INTERVAL_MS`,
-    /// `SLUICE_ON_DEMAND_SPLIT_AFTER_MS`, `SLUICE_ON_DEMAND_MERGE_AFTER_MS`,
-    /// `SLUICE_TLS_LISTEN` + `SLUICE_TLS_CERT_FILE` + `SLUICE_TLS_KEY_FILE`,
-    /// `SLUICE_ACCESS_KEY_ID` + `SLUICE_SECRET_ACCESS_KEY`,
-    /// `SLUICE_CORS_ALLOWED_ORIGINS` (comma-separated; empty: any origin).
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
-        if let Some(v) = get("SLUICE_LISTEN") {
-            self.listen = v.parse().with_context(|| format!("SLUICE_LISTEN={v}"))?;
+    /// [`Config::load`] on a file's `(name, text)`.
+    fn resolve(
+        file: Option<(&str, &str)>,
+        env: impl Fn(&str) -> Option<String>,
+        flags: &[(&str, &str, Value)],
+    ) -> anyhow::Result<Config> {
+        let mut table = Table::new();
+        // Which source the table has failed to check since (a group of variables such as the
+        // TLS ones may fail until its last member is set): named in the error if it still
+        // fails at the end.
+        let mut failing_since = None;
+        if let Some((name, text)) = file {
+            // Deserialized straight from the text first, so that an error shows its line.
+            toml::from_str::<Config>(text).with_context(|| format!("parsing {name}"))?;
+            table = toml::from_str(text).with_context(|| format!("parsing {name}"))?;
+            if check(&table).is_err() {
+                failing_since = Some(name.to_string());
+            }
         }
-        if let Some(v) = get("SLUICE_DATA_DIR") {
-            self.data_dir = v.into();
+        let mut overrides = Vec::new();
+        for &(var, key, kind) in ENV_OVERRIDES {
+            let Some(text) = env(var) else { continue };
+            let source = if var.contains("SECRET") {
+                format!("{var}=(hidden)")
+            } else {
+                format!("{var}={text:?}")
+            };
+            let value = kind.parse(&text).map_err(|e| anyhow!("{source}: {e}"))?;
+            overrides.push((source, key, value));
         }
-        if let Some(v) = get("SLUICE_ACCOUNT_ID") {
-            self.account_id = v;
+        for (flag, key, value) in flags {
+            overrides.push((format!("{flag} {value}"), key, value.clone()));
         }
-        if let Some(v) = get("SLUICE_REGION") {
-            self.region = v;
+        let mut appended = HashSet::new();
+        for (source, key, value) in overrides {
+            set_key(&mut table, key, value, &mut appended).map_err(|e| anyhow!("{source}: {e}"))?;
+            match check(&table) {
+                Ok(_) => failing_since = None,
+                Err(_) => {
+                    failing_since.get_or_insert(source);
+                }
+            }
         }
-        if let Some(v) = get("SLUICE_SYNC") {
-            self.storage.sync = v;
-        }
-        if let Some(v) = get("SLUICE_SHARD_LIMIT") {
-            self.streams.shard_limit = v
-                .parse()
-                .with_context(|| format!("SLUICE_SHARD_LIMIT={v}"))?;
-        }
-        fn parse<T: std::str::FromStr>(key: &str, v: String) -> anyhow::Result<T>
-        where
-            T::Err: std::error::Error + Send + Sync + 'static,
-        {
-            v.parse().with_context(|| format!("{key}={v}"))
-        }
-        if let Some(v) = get("SLUICE_ENFORCE_THROUGHPUT") {
-            self.throughput.enforce = parse("SLUICE_ENFORCE_THROUGHPUT", v)?;
-        }
-        if let Some(v) = get("SLUICE_UPDATE_DELAY_MS") {
-            self.streams.update_delay_ms = parse("SLUICE_UPDATE_DELAY_MS", v)?;
-        }
-        if let Some(v) = get("SLUICE_CONSUMER_DELAY_MS") {
-            self.streams.consumer_delay_ms = parse("SLUICE_CONSUMER_DELAY_MS", v)?;
-        }
-        if let Some(v) = get("SLUICE_MAINTENANCE_INTERVAL_MS") {
-            self.streams.maintenance_interval_ms = parse("SLUICE_MAINTENANCE_INTERVAL_MS", v)?;
-        }
-        if let Some(v) = get("SLUICE_ON_DEMAND_SPLIT_AFTER_MS") {
-            self.on_demand.split_after_ms = parse("SLUICE_ON_DEMAND_SPLIT_AFTER_MS", v)?;
-        }
-        if let Some(v) = get("SLUICE_ON_DEMAND_MERGE_AFTER_MS") {
-            self.on_demand.merge_after_ms = parse("SLUICE_ON_DEMAND_MERGE_AFTER_MS", v)?;
-        }
-        if let (Some(listen), Some(cert), Some(key)) = (
-            get("SLUICE_TLS_LISTEN"),
-            get("SLUICE_TLS_CERT_FILE"),
-            get("SLUICE_TLS_KEY_FILE"),
-        ) {
-            self.tls = Some(TlsSection {
-                listen: parse("SLUICE_TLS_LISTEN", listen)?,
-                cert_file: cert.into(),
-                key_file: key.into(),
-            });
-        }
-        if let (Some(id), Some(secret)) =
-            (get("SLUICE_ACCESS_KEY_ID"), get("SLUICE_SECRET_ACCESS_KEY"))
-        {
-            self.access_keys.push(AccessKey {
-                access_key_id: id,
-                secret_access_key: secret,
-            });
-        }
-        if let Some(v) = get("SLUICE_CORS_ALLOWED_ORIGINS") {
-            self.cors.allowed_origins = v
-                .split(',')
-                .map(str::trim)
-                .filter(|o| !o.is_empty())
-                .map(String::from)
-                .collect();
-        }
-        Ok(())
+        check(&table).map_err(|e| match failing_since {
+            Some(source) => e.context(source),
+            None => e,
+        })
     }
 
+    /// Checks what the types cannot: each section's `validate`, and the account id.
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
             bail!("account_id must be 12 digits, got {:?}", self.account_id);
         }
-        self.sync_policy()?;
-        if self.storage.segment_bytes_max < 4096 {
-            bail!("storage.segment_bytes_max must be at least 4096");
-        }
-        let t = &self.throughput;
-        if [
-            t.write_bytes_per_sec,
-            t.write_records_per_sec,
-            t.read_calls_per_sec,
-            t.read_bytes_per_sec,
-        ]
-        .contains(&0)
-        {
-            bail!("throughput quotas must be above zero");
-        }
-        let o = &self.on_demand;
-        if !(o.merge_load >= 0.0 && o.merge_load < o.split_load) || o.min_shards == 0 {
-            bail!("on_demand: need 0 <= merge_load < split_load and min_shards >= 1");
-        }
-        for o in &self.cors.allowed_origins {
-            let host = o
-                .strip_prefix("http://")
-                .or_else(|| o.strip_prefix("https://"));
-            if o != "*" && !host.is_some_and(|h| !h.is_empty() && !h.contains('/')) {
-                bail!("cors.allowed_origins: {o:?} is not an origin like \"http://localhost:3000\" (scheme://host[:port], no path) or \"*\"");
-            }
-        }
+        self.throughput
+            .validate()
+            .map_err(|e| anyhow!("[throughput] {e}"))?;
+        self.on_demand
+            .validate()
+            .map_err(|e| anyhow!("[on_demand] {e}"))?;
+        self.cors.validate().map_err(|e| anyhow!("[cors] {e}"))?;
         Ok(())
     }
 
-    pub fn sync_policy(&self) -> anyhow::Result<sluice_streams::SyncPolicy> {
-        Ok(match self.storage.sync.as_str() {
-            "group_commit" => sluice_streams::SyncPolicy::GroupCommit,
-            "interval" => sluice_streams::SyncPolicy::Interval {
-                interval_ms: self.storage.sync_interval_ms,
-            },
-            other => bail!("storage.sync must be \"group_commit\" or \"interval\", got {other:?}"),
-        })
+    /// The registry's settings: `[streams]` with the other sections it needs moved in.
+    pub fn streams_config(&self) -> StreamsConfig {
+        StreamsConfig {
+            data_dir: self.data_dir.clone(),
+            log: self.storage.clone(),
+            throughput: self.throughput,
+            on_demand: self.on_demand,
+            account_id: self.account_id.clone(),
+            region: self.region.clone(),
+            ..self.streams.clone()
+        }
     }
+}
 
-    pub fn streams_config(&self) -> anyhow::Result<sluice_streams::StreamsConfig> {
-        let mut c = sluice_streams::StreamsConfig::new(&self.data_dir);
-        c.log.sync = self.sync_policy()?;
-        c.log.segment_bytes_max = self.storage.segment_bytes_max;
-        c.log.segment_age_ms_max = self.storage.segment_age_ms_max;
-        c.log.index_interval_bytes = self.storage.index_interval_bytes;
-        c.log.append_queue_depth_max = self.storage.append_queue_depth_max;
-        c.shard_limit = self.streams.shard_limit;
-        c.on_demand_stream_limit = self.streams.on_demand_stream_limit;
-        c.create_delay_ms = self.streams.create_delay_ms;
-        c.delete_delay_ms = self.streams.delete_delay_ms;
-        c.update_delay_ms = self.streams.update_delay_ms;
-        c.consumer_delay_ms = self.streams.consumer_delay_ms;
-        let t = &self.throughput;
-        c.throughput = sluice_streams::ThroughputConfig {
-            enforce: t.enforce,
-            write_bytes_per_sec: t.write_bytes_per_sec,
-            write_records_per_sec: t.write_records_per_sec,
-            read_calls_per_sec: t.read_calls_per_sec,
-            read_bytes_per_sec: t.read_bytes_per_sec,
-        };
-        let o = &self.on_demand;
-        c.on_demand = sluice_streams::OnDemandScaling {
-            split_load: o.split_load,
-            split_after_ms: o.split_after_ms,
-            merge_load: o.merge_load,
-            merge_after_ms: o.merge_after_ms,
-            min_shards: o.min_shards,
-        };
-        c.account_id = self.account_id.clone();
-        c.region = self.region.clone();
-        Ok(c)
-    }
+/// The table as a validated [`Config`].
+fn check(table: &Table) -> anyhow::Result<Config> {
+    let config = Config::deserialize(Value::Table(table.clone()))?;
+    config.validate()?;
+    Ok(config)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
-    #[test]
-    fn the_sample_config_loads() {
+    fn example() -> String {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sluice.example.toml");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let c: Config = toml::from_str(&text).unwrap();
-        c.validate().unwrap();
-        assert_eq!(c.listen.port(), 4567);
-        assert_eq!(c.storage.sync, "group_commit");
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    /// The example with its commented-out optional blocks (`[tls]`, `[[access_keys]]`, which
+    /// have no defaults) uncommented: from their header to the next line not starting `# `.
+    fn uncommented(text: &str) -> String {
+        let headers = ["# [tls]", "# [[access_keys]]"];
+        let mut found = 0;
+        let mut in_block = false;
+        let mut out = String::new();
+        for line in text.lines() {
+            if headers.contains(&line) {
+                found += 1;
+                in_block = true;
+            }
+            match line.strip_prefix("# ") {
+                Some(rest) if in_block => out.push_str(rest),
+                _ => {
+                    in_block = false;
+                    out.push_str(line);
+                }
+            }
+            out.push('\n');
+        }
+        assert_eq!(found, headers.len(), "the example lost an optional block");
+        out
+    }
+
+    /// The dotted keys of a table's values (`storage.sync`; `access_keys[].access_key_id` for an
+    /// array of tables), for comparing a file with the structs.
+    fn dotted_keys(table: &Table, prefix: &str, out: &mut BTreeSet<String>) {
+        for (k, v) in table {
+            let key = format!("{prefix}{k}");
+            match v {
+                Value::Table(t) => dotted_keys(t, &format!("{key}."), out),
+                Value::Array(a) if !a.is_empty() && a.iter().all(Value::is_table) => {
+                    for t in a.iter().filter_map(Value::as_table) {
+                        dotted_keys(t, &format!("{key}[]."), out);
+                    }
+                }
+                _ => {
+                    out.insert(key);
+                }
+            }
+        }
+    }
+
+    fn keys_of(table: &Table) -> BTreeSet<String> {
+        let mut keys = BTreeSet::new();
+        dotted_keys(table, "", &mut keys);
+        keys
+    }
+
+    fn serialized(c: &Config) -> Table {
+        match Value::try_from(c).unwrap() {
+            Value::Table(t) => t,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn resolve(text: Option<&str>, env: &[(&str, &str)]) -> anyhow::Result<Config> {
+        Config::resolve(
+            text.map(|t| ("test.toml", t)),
+            |k| {
+                env.iter()
+                    .find(|(v, _)| *v == k)
+                    .map(|(_, t)| t.to_string())
+            },
+            &[],
+        )
+    }
+
+    /// The drift test: `sluice.example.toml` shows every key of every section, each at its
+    /// default, and nothing else. A field added to any crate's struct without a line in the
+    /// example fails here, and so does a line for a field that does not exist.
+    #[test]
+    fn the_example_is_every_key_at_its_default() {
+        let text = example();
+        let raw: Table = toml::from_str(&text).unwrap();
+        let parsed: Config = toml::from_str(&text).unwrap();
+        parsed.validate().unwrap();
+        let default = serialized(&Config::default());
+        let missing: Vec<_> = keys_of(&default)
+            .difference(&keys_of(&raw))
+            .cloned()
+            .collect();
+        let unknown: Vec<_> = keys_of(&raw)
+            .difference(&keys_of(&default))
+            .cloned()
+            .collect();
+        assert!(
+            missing.is_empty() && unknown.is_empty(),
+            "sluice.example.toml lacks {missing:?} and has no such fields as {unknown:?}"
+        );
+        assert_eq!(
+            serialized(&parsed),
+            default,
+            "sluice.example.toml shows a value that is not the default"
+        );
+    }
+
+    /// The optional blocks, uncommented, parse, and show every key of their structs.
+    #[test]
+    fn the_examples_optional_blocks_parse() {
+        let text = uncommented(&example());
+        let raw: Table = toml::from_str(&text).unwrap();
+        let parsed: Config = toml::from_str(&text).unwrap();
+        assert!(parsed.tls.is_some());
+        assert_eq!(parsed.access_keys.len(), 1);
+        assert_eq!(keys_of(&raw), keys_of(&serialized(&parsed)));
+        let added: BTreeSet<_> = keys_of(&raw)
+            .difference(&keys_of(&toml::from_str(&example()).unwrap()))
+            .cloned()
+            .collect();
+        assert!(
+            added
+                .iter()
+                .all(|k| k.starts_with("tls.") || k.starts_with("access_keys[].")),
+            "{added:?}"
+        );
+    }
+
+    /// Every variable sets a key that exists, as the type the key has.
+    #[test]
+    fn the_env_table_names_real_keys() {
+        let full = Config {
+            tls: Some(TlsSection {
+                listen: "127.0.0.1:1".parse().unwrap(),
+                cert_file: "c".into(),
+                key_file: "k".into(),
+            }),
+            access_keys: vec![AccessKey {
+                access_key_id: "a".into(),
+                secret_access_key: "s".into(),
+            }],
+            ..Config::default()
+        };
+        let table = serialized(&full);
+        let mut vars = HashSet::new();
+        for (var, key, kind) in ENV_OVERRIDES {
+            assert!(var.starts_with("SLUICE_") && vars.insert(var), "{var}");
+            let mut value = Some(Value::Table(table.clone()));
+            for part in key.split('.') {
+                value = match (value, part.strip_suffix("[+]")) {
+                    (Some(Value::Table(t)), None) => t.get(part).cloned(),
+                    (Some(Value::Table(t)), Some(array)) => match t.get(array) {
+                        Some(Value::Array(a)) => a.first().cloned(),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+            }
+            let ok = matches!(
+                (kind, value),
+                (Kind::Str, Some(Value::String(_)))
+                    | (Kind::Int, Some(Value::Integer(_)))
+                    | (Kind::Bool, Some(Value::Boolean(_)))
+                    | (Kind::Float, Some(Value::Float(_)))
+                    | (Kind::StrList, Some(Value::Array(_)))
+            );
+            assert!(ok, "{var} -> {key} is not a {kind:?} key");
+        }
     }
 
     #[test]
-    fn unknown_fields_are_refused() {
-        assert!(toml::from_str::<Config>("listen = \"127.0.0.1:1\"\nlisten_port = 5\n").is_err());
-        assert!(toml::from_str::<Config>("[storage]\nsinc = \"interval\"\n").is_err());
+    fn unknown_keys_are_refused_by_name() {
+        for (text, key) in [
+            ("listen = \"127.0.0.1:1\"\nlisten_port = 5\n", "listen_port"),
+            ("[storage]\nsinc = \"interval\"\n", "sinc"),
+            ("[streams]\ndata_dir = \"x\"\n", "data_dir"),
+            ("[listener]\nconnections = 5\n", "connections"),
+            ("[cors]\norigins = []\n", "origins"),
+            ("[metrics]\n", "metrics"),
+        ] {
+            let e = format!("{:#}", resolve(Some(text), &[]).unwrap_err());
+            assert!(e.contains(&format!("unknown field `{key}`")), "{e}");
+            assert!(e.contains("test.toml"), "{e}");
+        }
+    }
+
+    #[test]
+    fn values_are_checked_by_the_owning_crate() {
+        for (text, wanted) in [
+            ("[storage]\nsegment_bytes_max = 100\n", "segment_bytes_max"),
+            ("[storage]\nsync = \"sometimes\"\n", "group_commit"),
+            (
+                "[throughput]\nread_calls_per_sec = 0\n",
+                "[throughput] read_calls_per_sec",
+            ),
+            ("[on_demand]\nmerge_load = 0.9\n", "[on_demand] split_load"),
+            ("[on_demand]\nmin_shards = 0\n", "[on_demand] min_shards"),
+            (
+                "[cors]\nallowed_origins = [\"localhost:3000\"]\n",
+                "[cors] allowed_origins",
+            ),
+            ("account_id = \"12\"\n", "account_id"),
+        ] {
+            let e = format!("{:#}", resolve(Some(text), &[]).unwrap_err());
+            assert!(e.contains(wanted), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn new_keys_reach_the_libraries() {
+        let c = resolve(
+            Some(
+                "[storage]\nsync = \"interval\"\nsync_interval_ms = 7\ncommit_bytes_max = 65536\n\
+                 recovery_backoff_ms_min = 5\nrecovery_backoff_ms_max = 50\n\
+                 [streams]\nshard_limit = 9\n[listener]\nconnections_max = 3\n\
+                 [cors]\nmax_age_secs = 60\n",
+            ),
+            &[],
+        )
+        .unwrap();
+        let s = c.streams_config();
+        assert_eq!(
+            s.log.sync,
+            sluice_streams::SyncPolicy::Interval { interval_ms: 7 }
+        );
+        assert_eq!(s.log.commit_bytes_max, 65536);
+        assert_eq!(
+            (s.log.recovery_backoff_ms_min, s.log.recovery_backoff_ms_max),
+            (5, 50)
+        );
+        assert_eq!(s.shard_limit, 9);
+        assert_eq!(c.listener.connections_max, 3);
+        assert_eq!(c.cors.max_age_secs, 60);
     }
 
     #[test]
     fn env_overrides() {
-        let mut c = Config::default();
-        c.apply_env(|k| match k {
-            "SLUICE_LISTEN" => Some("127.0.0.1:9999".into()),
-            "SLUICE_SYNC" => Some("interval".into()),
-            _ => None,
-        })
+        let c = resolve(
+            Some("[storage]\nsync_interval_ms = 250\n"),
+            &[
+                ("SLUICE_LISTEN", "127.0.0.1:9999"),
+                ("SLUICE_SYNC", "interval"),
+                ("SLUICE_SHARD_LIMIT", "3"),
+                ("SLUICE_ENFORCE_THROUGHPUT", "true"),
+                ("SLUICE_ON_DEMAND_SPLIT_LOAD", "0.5"),
+                ("SLUICE_ENDPOINT", "http://elsewhere:1"),
+            ],
+        )
         .unwrap();
         assert_eq!(c.listen.port(), 9999);
         assert_eq!(
-            c.sync_policy().unwrap(),
+            c.storage.sync,
+            sluice_streams::SyncPolicy::Interval { interval_ms: 250 }
+        );
+        assert_eq!(c.streams.shard_limit, 3);
+        assert!(c.throughput.enforce);
+        assert_eq!(c.on_demand.split_load, 0.5);
+
+        for (env, wanted) in [
+            (("SLUICE_SYNC", "sometimes"), "SLUICE_SYNC=\"sometimes\""),
+            (
+                ("SLUICE_SHARD_LIMIT", "many"),
+                "SLUICE_SHARD_LIMIT=\"many\": not an integer",
+            ),
+            (("SLUICE_SHARD_LIMIT", "-1"), "SLUICE_SHARD_LIMIT"),
+            (("SLUICE_LISTEN", "nowhere"), "SLUICE_LISTEN"),
+            (
+                ("SLUICE_ENFORCE_THROUGHPUT", "yes"),
+                "neither true nor false",
+            ),
+            (
+                ("SLUICE_ACCOUNT_ID", "1"),
+                "SLUICE_ACCOUNT_ID=\"1\": account_id",
+            ),
+            (("SLUICE_TLS_LISTEN", "127.0.0.1:1"), "SLUICE_TLS_LISTEN"),
+            (
+                ("SLUICE_SECRET_ACCESS_KEY", "hush"),
+                "SLUICE_SECRET_ACCESS_KEY=(hidden)",
+            ),
+        ] {
+            let e = format!("{:#}", resolve(None, &[env]).unwrap_err());
+            assert!(e.contains(wanted), "{env:?}: {e}");
+            assert!(!e.contains("hush"), "{e}");
+        }
+    }
+
+    #[test]
+    fn grouped_variables() {
+        let c = resolve(
+            Some("[[access_keys]]\naccess_key_id = \"A\"\nsecret_access_key = \"a\"\n"),
+            &[
+                ("SLUICE_ACCESS_KEY_ID", "B"),
+                ("SLUICE_SECRET_ACCESS_KEY", "b"),
+                ("SLUICE_TLS_LISTEN", "127.0.0.1:4568"),
+                ("SLUICE_TLS_CERT_FILE", "cert.pem"),
+                ("SLUICE_TLS_KEY_FILE", "key.pem"),
+            ],
+        )
+        .unwrap();
+        let keys: Vec<_> = c
+            .access_keys
+            .iter()
+            .map(|k| (k.access_key_id.as_str(), k.secret_access_key.as_str()))
+            .collect();
+        assert_eq!(keys, [("A", "a"), ("B", "b")]);
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.listen.port(), 4568);
+        assert_eq!(tls.key_file, Path::new("key.pem"));
+        // One of a group is not enough.
+        let e = format!(
+            "{:#}",
+            resolve(None, &[("SLUICE_ACCESS_KEY_ID", "B")]).unwrap_err()
+        );
+        assert!(
+            e.contains("SLUICE_ACCESS_KEY_ID") && e.contains("secret_access_key"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn flags_override_the_environment() {
+        let c = Config::resolve(
+            None,
+            |k| (k == "SLUICE_SYNC").then(|| "group_commit".into()),
+            &[("--sync", "storage.sync", Value::String("interval".into()))],
+        )
+        .unwrap();
+        assert_eq!(
+            c.storage.sync,
             sluice_streams::SyncPolicy::Interval { interval_ms: 100 }
         );
-        c.storage.sync = "sometimes".into();
-        assert!(c.validate().is_err());
+        let e = Config::resolve(
+            None,
+            |_| None,
+            &[("--sync", "storage.sync", Value::String("never".into()))],
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("--sync \"never\""), "{e:#}");
     }
 
     #[test]
     fn cors_origins() {
-        let c: Config =
-            toml::from_str("[cors]\nallowed_origins = [\"http://localhost:3000\"]\n").unwrap();
+        let c = resolve(
+            Some("[cors]\nallowed_origins = [\"http://localhost:3000\"]\n"),
+            &[],
+        )
+        .unwrap();
         assert_eq!(c.cors.allowed_origins, ["http://localhost:3000"]);
-        c.validate().unwrap();
-        let mut c = Config::default();
-        assert!(c.cors.allowed_origins.is_empty());
-        c.apply_env(|k| {
-            (k == "SLUICE_CORS_ALLOWED_ORIGINS")
-                .then(|| " http://a.test:8080, https://b.test ,".into())
-        })
+        let c = resolve(
+            None,
+            &[(
+                "SLUICE_CORS_ALLOWED_ORIGINS",
+                " http://a.test:8080, https://b.test ,",
+            )],
+        )
         .unwrap();
         assert_eq!(
             c.cors.allowed_origins,
             ["http://a.test:8080", "https://b.test"]
         );
-        c.validate().unwrap();
-        c.cors.allowed_origins = vec!["http://localhost:3000/".into()];
-        assert!(c.validate().is_err());
-        c.cors.allowed_origins = vec!["localhost:3000".into()];
-        assert!(c.validate().is_err());
+        let e = resolve(
+            None,
+            &[("SLUICE_CORS_ALLOWED_ORIGINS", "http://localhost:3000/")],
+        )
+        .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("SLUICE_CORS_ALLOWED_ORIGINS"),
+            "{e:#}"
+        );
     }
 }

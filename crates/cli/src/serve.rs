@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use sluice_aws::{Credentials, Gateway, ListenerLimits};
+use sluice_aws::{Credentials, Gateway};
 use sluice_kinesis::Service;
 use sluice_streams::{Streams, SystemClock};
 
@@ -12,22 +12,24 @@ use crate::config::Config;
 use crate::ServeArgs;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = Config::load(args.config.as_deref())?;
+    // --sync goes through the table like the file's `sync`; the other two need no checks.
+    let flags: Vec<_> = args
+        .sync
+        .map(|s| ("--sync", "storage.sync", toml::Value::String(s)))
+        .into_iter()
+        .collect();
+    let mut config = Config::load(args.config.as_deref(), |k| std::env::var(k).ok(), &flags)?;
     if let Some(d) = args.data_dir {
         config.data_dir = d;
     }
     if let Some(l) = args.listen {
         config.listen = l;
     }
-    if let Some(s) = args.sync {
-        config.storage.sync = s;
-    }
-    config.validate()?;
     let prometheus = crate::observe::install()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let data_dir = config.data_dir.canonicalize()?;
-    let streams_config = config.streams_config()?;
+    let streams_config = config.streams_config();
     let streams =
         tokio::task::spawn_blocking(move || Streams::open(streams_config, Arc::new(SystemClock)))
             .await?
@@ -57,11 +59,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Gateway::new(credentials, Arc::new(move || clock.now_ms()))
             .json(kinesis)
             .routes(crate::observe::routes(Arc::new(observer)))
-            .cors(sluice_aws::Cors {
-                allowed_origins: Some(config.cors.allowed_origins.clone())
-                    .filter(|o| !o.is_empty()),
-                ..sluice_aws::Cors::default()
-            })
+            .cors(config.cors.clone())
             .into_router()
     };
 
@@ -71,7 +69,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!("sluice listening on http://{addr}");
     println!("sluice data directory: {}", data_dir.display());
-    tracing::info!(%addr, data_dir = %data_dir.display(), sync = %config.storage.sync, auth, "sluice started");
+    tracing::info!(%addr, data_dir = %data_dir.display(), sync = ?config.storage.sync, auth, "sluice started");
 
     let upkeep = crate::observe::spawn_upkeep(prometheus);
     let maintenance = {
@@ -101,7 +99,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 l,
                 router.clone(),
                 Some(tls),
-                ListenerLimits::default(),
+                config.listener,
                 async move {
                     let _ = stop.wait_for(|s| *s).await;
                 },
@@ -109,16 +107,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    sluice_aws::serve(
-        listener,
-        router,
-        None,
-        ListenerLimits::default(),
-        async move {
-            shutdown().await;
-            let _ = stop_tx.send(true);
-        },
-    )
+    sluice_aws::serve(listener, router, None, config.listener, async move {
+        shutdown().await;
+        let _ = stop_tx.send(true);
+    })
     .await?;
     if let Some(t) = tls {
         let _ = t.await;

@@ -9,6 +9,8 @@
 //! `len` is the byte length of everything after `crc`; `crc` is CRC-32C of those bytes. All
 //! integers little-endian. `flags` bit 0: a 16-byte explicit hash key follows the fixed header.
 
+use bytes::Bytes;
+
 /// Largest data blob of one record.
 pub const DATA_BYTES_MAX: usize = 10 * 1024 * 1024;
 /// Largest partition key, in bytes (256 characters of up to 4 UTF-8 bytes each).
@@ -27,12 +29,14 @@ pub(crate) const BODY_BYTES_MAX: usize =
 const _: () = assert!(FRAME_PREFIX_BYTES + BODY_FIXED_BYTES == 32);
 const _: () = assert!(BODY_BYTES_MAX < u32::MAX as usize);
 
-/// A record to append.
+/// A record to append. Its bytes are shared slices ([`Bytes`]): a request's records can all
+/// point into one buffer, so appending 500 records allocates (and frees, on the writer thread)
+/// once, not a thousand times.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
-    pub partition_key: Vec<u8>,
+    pub partition_key: Bytes,
     pub explicit_hash_key: Option<u128>,
-    pub data: Vec<u8>,
+    pub data: Bytes,
 }
 
 impl Record {
@@ -194,9 +198,9 @@ mod tests {
 
     fn rec(key: &str, hash: Option<u128>, data: &[u8]) -> Record {
         Record {
-            partition_key: key.as_bytes().to_vec(),
+            partition_key: Bytes::copy_from_slice(key.as_bytes()),
             explicit_hash_key: hash,
-            data: data.to_vec(),
+            data: Bytes::copy_from_slice(data),
         }
     }
 

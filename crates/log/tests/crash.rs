@@ -46,9 +46,9 @@ fn child(dir: &str) {
                     let n = 1 + (seq % 5) as usize;
                     let records: Vec<Record> = (0..n as u64)
                         .map(|k| Record {
-                            partition_key: format!("t{t}").into_bytes(),
+                            partition_key: format!("t{t}").into_bytes().into(),
                             explicit_hash_key: None,
-                            data: payload(t, seq + k),
+                            data: payload(t, seq + k).into(),
                         })
                         .collect();
                     let ack = log.append_blocking(records).expect("append");

@@ -66,13 +66,13 @@ fn parse(data: &[u8]) -> Option<(usize, u64)> {
 
 fn record(seed: u64, t: usize, seq: u64) -> Record {
     Record {
-        partition_key: format!("t{t}").into_bytes(),
+        partition_key: format!("t{t}").into_bytes().into(),
         explicit_hash_key: if seq.is_multiple_of(5) {
             Some(seq as u128)
         } else {
             None
         },
-        data: payload(seed, t, seq),
+        data: payload(seed, t, seq).into(),
     }
 }
 
@@ -964,9 +964,9 @@ fn crash_after_a_failed_segment_creation_reopens() {
         let mut data = format!("{i}:").into_bytes();
         data.resize(len, b'x');
         Record {
-            partition_key: b"k".to_vec(),
+            partition_key: b"k".to_vec().into(),
             explicit_hash_key: None,
-            data,
+            data: data.into(),
         }
     };
     let storage = FaultStorage::new();
@@ -975,7 +975,7 @@ fn crash_after_a_failed_segment_creation_reopens() {
     let mut expected: Vec<Vec<u8>> = Vec::new();
     for i in 0..2 {
         log.append_blocking(vec![rec(i, 2000)]).expect("append");
-        expected.push(rec(i, 2000).data);
+        expected.push(rec(i, 2000).data.to_vec());
     }
     storage.inject(
         FaultRule::new(
@@ -995,7 +995,7 @@ fn crash_after_a_failed_segment_creation_reopens() {
     wait_healthy(&log);
     for i in 3..8 {
         log.append_blocking(vec![rec(i, 100)]).expect("append");
-        expected.push(rec(i, 100).data);
+        expected.push(rec(i, 100).data.to_vec());
     }
     assert_eq!(log.stats().segment_count, 1, "still in the first segment");
     assert_eq!(log.end_offset(), 7);

@@ -15,13 +15,13 @@ impl Clock for ManualClock {
 
 fn rec(i: usize) -> Record {
     Record {
-        partition_key: format!("key-{}", i % 7).into_bytes(),
+        partition_key: format!("key-{}", i % 7).into_bytes().into(),
         explicit_hash_key: if i.is_multiple_of(3) {
             Some(i as u128 * 1_000_003)
         } else {
             None
         },
-        data: format!("record number {i}").repeat(1 + i % 5).into_bytes(),
+        data: format!("record number {i}").repeat(1 + i % 5).into_bytes().into(),
     }
 }
 
@@ -103,9 +103,9 @@ fn read_limits_records_and_bytes() {
     let clock = Arc::new(ManualClock(AtomicI64::new(5)));
     let log = open(dir.path(), LogConfig::default(), &clock);
     let big = |n: u8| Record {
-        partition_key: b"k".to_vec(),
+        partition_key: b"k".to_vec().into(),
         explicit_hash_key: None,
-        data: vec![n; 1000],
+        data: vec![n; 1000].into(),
     };
     log.append_blocking((0..10).map(big).collect()).unwrap();
     let b = log.read(0, 4, 1 << 20).unwrap();
@@ -293,9 +293,9 @@ fn concurrent_appenders_share_commits_and_get_distinct_offsets() {
                 let mut offsets = Vec::new();
                 for i in 0..200 {
                     let r = Record {
-                        partition_key: format!("t{t}").into_bytes(),
+                        partition_key: format!("t{t}").into_bytes().into(),
                         explicit_hash_key: None,
-                        data: format!("{t}:{i}").into_bytes(),
+                        data: format!("{t}:{i}").into_bytes().into(),
                     };
                     offsets.push(log.append_blocking(vec![r]).unwrap().first_offset);
                 }
@@ -343,14 +343,14 @@ fn oversized_record_is_refused_and_log_keeps_working() {
     let clock = Arc::new(ManualClock(AtomicI64::new(1)));
     let log = open(dir.path(), LogConfig::default(), &clock);
     let at_limit = Record {
-        partition_key: b"k".to_vec(),
+        partition_key: b"k".to_vec().into(),
         explicit_hash_key: None,
-        data: vec![1; sluice_log::DATA_BYTES_MAX],
+        data: vec![1; sluice_log::DATA_BYTES_MAX].into(),
     };
     let over = Record {
-        partition_key: b"k".to_vec(),
+        partition_key: b"k".to_vec().into(),
         explicit_hash_key: None,
-        data: vec![1; sluice_log::DATA_BYTES_MAX + 1],
+        data: vec![1; sluice_log::DATA_BYTES_MAX + 1].into(),
     };
     assert!(log.append_blocking(vec![over]).is_err());
     assert_eq!(log.append_blocking(vec![at_limit]).unwrap().first_offset, 0);

@@ -103,9 +103,9 @@ impl Recorder for Recording {
 
 fn rec(i: u64) -> Record {
     Record {
-        partition_key: b"k".to_vec(),
+        partition_key: b"k".to_vec().into(),
         explicit_hash_key: None,
-        data: vec![i as u8; 100],
+        data: vec![i as u8; 100].into(),
     }
 }
 

@@ -73,12 +73,12 @@ proptest! {
                         counter += 1;
                         let mut data = counter.to_le_bytes().to_vec();
                         data.resize(8 + data_bytes, (counter % 251) as u8);
-                        Record { partition_key: format!("k{}", counter % 5).into_bytes(), explicit_hash_key: None, data }
+                        Record { partition_key: format!("k{}", counter % 5).into_bytes().into(), explicit_hash_key: None, data: data.into() }
                     }).collect();
                     let ack = log.append_blocking(records.clone()).unwrap();
                     prop_assert_eq!(ack.first_offset, model.len() as u64);
                     for r in records {
-                        model.push(ModelRecord { arrival_ms: ack.arrival_ms, data: r.data, key: r.partition_key });
+                        model.push(ModelRecord { arrival_ms: ack.arrival_ms, data: r.data.to_vec(), key: r.partition_key.to_vec() });
                     }
                 }
                 Op::Read { from_pct, records_max, bytes_max } => {

@@ -45,20 +45,46 @@ pub struct ReshardOutcome {
     pub open: u32,
 }
 
-/// Settings of the ON_DEMAND scaler.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Settings of the ON_DEMAND scaler. (De)serializes as the `[on_demand]` section of sluice's
+/// configuration; check it with [`OnDemandScaling::validate`].
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct OnDemandScaling {
     /// A shard is hot while its offered load is above this fraction of a shard's write quota
-    /// (1 MiB/s or 1,000 records/s, whichever is reached first).
+    /// (1 MiB/s or 1,000 records/s, whichever is reached first). Default 0.8.
     pub split_load: f64,
-    /// How long a shard must stay hot before it is split.
+    /// How long a shard must stay hot before it is split, in milliseconds. Default 30000.
     pub split_after_ms: i64,
-    /// Two adjacent shards are cold while both are below this fraction.
+    /// Two adjacent shards are cold while both are below this fraction. Default 0.1.
     pub merge_load: f64,
-    /// How long both must stay cold before they are merged.
+    /// How long both must stay cold before they are merged, in milliseconds. Default 900000
+    /// (15 minutes).
     pub merge_after_ms: i64,
-    /// An ON_DEMAND stream is never merged below this many open shards.
+    /// An ON_DEMAND stream is never merged below this many open shards. Default 4.
     pub min_shards: u32,
+}
+
+impl OnDemandScaling {
+    /// Needs `0 <= merge_load < split_load` (a shard cannot be hot and cold at once) and
+    /// `min_shards >= 1`. The error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.merge_load.is_nan() || self.merge_load < 0.0 {
+            return Err(format!(
+                "merge_load must be at least 0, got {}",
+                self.merge_load
+            ));
+        }
+        if self.split_load.is_nan() || self.merge_load >= self.split_load {
+            return Err(format!(
+                "split_load ({}) must be above merge_load ({})",
+                self.split_load, self.merge_load
+            ));
+        }
+        if self.min_shards == 0 {
+            return Err("min_shards must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for OnDemandScaling {

@@ -8,17 +8,42 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-/// AWS's per-shard quotas, and whether sluice enforces them.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// AWS's per-shard quotas, and whether sluice enforces them. (De)serializes as the
+/// `[throughput]` section of sluice's configuration; check it with [`ThroughputConfig::validate`].
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ThroughputConfig {
     /// Refuse what goes over the quotas with ProvisionedThroughputExceededException. Off by
     /// default: a sluice shard is not a fixed slice of someone else's fleet, and the limits
     /// are there to reproduce AWS's throttling in tests, not to protect the server.
     pub enforce: bool,
+    /// Bytes of record data (partition keys included) a shard takes per second. Default
+    /// 1048576 (1 MiB).
     pub write_bytes_per_sec: u64,
+    /// Records a shard takes per second. Default 1000.
     pub write_records_per_sec: u64,
+    /// GetRecords calls per shard per second. Default 5.
     pub read_calls_per_sec: u64,
+    /// Bytes GetRecords returns per shard per second. Default 2097152 (2 MiB).
     pub read_bytes_per_sec: u64,
+}
+
+impl ThroughputConfig {
+    /// Every quota must be above zero (a zero rate would refuse everything, enforced or not:
+    /// the load meter divides by the write quotas). The error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, value) in [
+            ("write_bytes_per_sec", self.write_bytes_per_sec),
+            ("write_records_per_sec", self.write_records_per_sec),
+            ("read_calls_per_sec", self.read_calls_per_sec),
+            ("read_bytes_per_sec", self.read_bytes_per_sec),
+        ] {
+            if value == 0 {
+                return Err(format!("{key} must be above zero"));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for ThroughputConfig {

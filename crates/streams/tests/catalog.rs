@@ -45,9 +45,9 @@ fn a_damaged_hash_key_is_an_error_at_open() {
         json.replacen("\"hash_start\":\"0\"", "\"hash_start\":\"zero\"", 1)
             .into_bytes()
     });
-    let err = Streams::open(StreamsConfig::new(dir.path()), Arc::new(SystemClock))
-        .err()
-        .expect("opening a damaged catalog fails");
+    let Err(err) = Streams::open(StreamsConfig::new(dir.path()), Arc::new(SystemClock)) else {
+        panic!("opening a damaged catalog must fail");
+    };
     assert!(err.to_string().contains("hash key"), "{err}");
 }
 

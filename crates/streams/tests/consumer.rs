@@ -66,9 +66,9 @@ async fn put_all(
     let records = records
         .into_iter()
         .map(|(key, data)| Record {
-            partition_key: key.into_bytes(),
+            partition_key: key.into_bytes().into(),
             explicit_hash_key: None,
-            data,
+            data: data.into(),
         })
         .collect();
     s.put(stream, records, Box::new(move |o| drop(tx.send(o))))

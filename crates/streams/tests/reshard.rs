@@ -36,9 +36,9 @@ fn put(s: &Streams, stream: &str, key: &str, data: Vec<u8>) -> SequenceNumber {
     s.put(
         stream,
         vec![Record {
-            partition_key: key.as_bytes().to_vec(),
+            partition_key: key.as_bytes().to_vec().into(),
             explicit_hash_key: None,
-            data,
+            data: data.into(),
         }],
         Box::new(move |mut outcomes| drop(tx.send(outcomes.pop().unwrap()))),
     )
@@ -362,9 +362,9 @@ fn an_on_demand_stream_splits_a_hot_shard_and_quotas_refuse_the_excess() {
     for _ in 0..4 {
         let records: Vec<Record> = (0..1500)
             .map(|i| Record {
-                partition_key: b"hot".to_vec(),
+                partition_key: b"hot".to_vec().into(),
                 explicit_hash_key: Some(i),
-                data: vec![b'x'; 10],
+                data: vec![b'x'; 10].into(),
             })
             .collect();
         let (tx, rx) = mpsc::channel();

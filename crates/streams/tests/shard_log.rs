@@ -118,9 +118,9 @@ fn a_registry_over_another_store_puts_reads_and_removes_through_it() {
     .unwrap();
     let records: Vec<Record> = (0..100)
         .map(|i| Record {
-            partition_key: format!("k{i}").into_bytes(),
+            partition_key: format!("k{i}").into_bytes().into(),
             explicit_hash_key: None,
-            data: vec![1; 10],
+            data: vec![1; 10].into(),
         })
         .collect();
     let (tx, rx) = mpsc::channel();
