@@ -743,9 +743,9 @@ mod tests {
             (ShardLevelSet::NONE, bytes)
         );
         let records = vec![Record {
-            partition_key: b"k".to_vec(),
+            partition_key: b"k".to_vec().into(),
             explicit_hash_key: None,
-            data: b"abc".to_vec(),
+            data: b"abc".to_vec().into(),
         }];
         let measure = m.put(PutOp::PutRecord, "s", &records);
         measure.done(&[Ok(sluice_streams::PutResult {

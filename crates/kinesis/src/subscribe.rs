@@ -24,7 +24,10 @@ use tokio::sync::{mpsc, watch};
 
 use crate::error::ApiError;
 use crate::limits::*;
-use crate::ops::{child_shards_out, record_out, Reply, Service};
+use crate::ops::{
+    child_shards_out, consumer_arn_member, consumer_from_arn, parse_shard_id, present, record_out,
+    Deferred, Reply, Service, ShardIteratorType, StartingPosition, StreamTarget,
+};
 use crate::validate::{self, Validator};
 use sluice_aws::codec;
 use sluice_aws::value::{Format, Input, Out};
@@ -157,8 +160,21 @@ fn exception(e: &ApiError, format: Format) -> Bytes {
     )
 }
 
-impl Service {
-    pub(crate) fn subscribe_to_shard(&self, input: Input<'_>) -> Result<Reply, ApiError> {
+/// SubscribeToShard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscribeToShardRequest {
+    /// The consumer's stream, from its `ConsumerARN`.
+    pub stream: StreamTarget,
+    pub consumer_name: String,
+    /// The consumer's creation (epoch milliseconds, whole seconds), from its `ConsumerARN`.
+    pub consumer_created_ms: i64,
+    /// Read once the consumer is found ACTIVE, as on AWS.
+    pub shard_id: Deferred<ShardId>,
+    pub starting_position: StartingPosition,
+}
+
+impl SubscribeToShardRequest {
+    pub fn parse(input: Input<'_>, account: &str) -> Result<SubscribeToShardRequest, ApiError> {
         let mut v = Validator::new();
         let consumer_arn = input.str("ConsumerARN")?;
         let shard = input.str("ShardId")?;
@@ -172,7 +188,7 @@ impl Service {
             None => (None, None, None),
         };
         v.required(consumer_arn, "consumerARN");
-        self.consumer_arn_member(&mut v, consumer_arn);
+        consumer_arn_member(&mut v, consumer_arn);
         v.required(shard, "shardId");
         v.name(shard, "shardId", SHARD_ID_CHARS_MAX);
         v.required(position, "startingPosition");
@@ -197,7 +213,32 @@ impl Service {
             );
         }
         v.finish()?;
-        let (stream, consumer, created_ms) = self.consumer_from_arn(consumer_arn.unwrap())?;
+        let (stream, consumer_name, consumer_created_ms) =
+            consumer_from_arn(present(consumer_arn)?, account)?;
+        let shard_id = parse_shard_id(present(shard)?, stream.as_str(), account);
+        Ok(SubscribeToShardRequest {
+            stream,
+            consumer_name,
+            consumer_created_ms,
+            shard_id,
+            starting_position: StartingPosition {
+                kind: present(kind.and_then(ShardIteratorType::parse))?,
+                sequence_number: seq.map(str::to_string),
+                timestamp_ms: ts,
+            },
+        })
+    }
+}
+
+impl Service {
+    pub(crate) fn subscribe_to_shard(
+        &self,
+        request: SubscribeToShardRequest,
+        format: Format,
+    ) -> Result<Reply, ApiError> {
+        let stream = request.stream.as_str().to_string();
+        let consumer = request.consumer_name;
+        let created_ms = request.consumer_created_ms;
         let account = self.streams.config().account_id.clone();
         let c = self
             .streams
@@ -209,8 +250,8 @@ impl Service {
                 c.meta.created_ms / 1000
             )));
         }
-        let shard_id = self.parse_shard_id(shard.unwrap(), &stream)?;
-        let cursor = self.shard_cursor(&stream, shard_id, kind.unwrap(), seq, ts)?;
+        let shard_id = request.shard_id?;
+        let cursor = self.shard_cursor(&stream, shard_id, &request.starting_position)?;
         let key = (stream.clone(), consumer.clone(), shard_id.0);
         let cancel = self.subscriptions.start(key.clone());
         self.metrics.subscribed(&stream, cancel.is_ok());
@@ -225,7 +266,7 @@ impl Service {
             key,
             created_ms,
             account,
-            format: input.format,
+            format,
             tx,
             cancel,
             metrics: self.metrics.clone(),
@@ -411,5 +452,52 @@ impl Subscription {
             region: self.streams.config().region.as_str(),
         }
         .map(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_aws::ErrorType;
+
+    use super::*;
+    use crate::ops::json_tree;
+
+    const CONSUMER_ARN: &str =
+        "arn:aws:kinesis:us-east-1:123456789012:stream/s1/consumer/app:1700000000";
+
+    fn parse(body: &str) -> Result<SubscribeToShardRequest, ApiError> {
+        SubscribeToShardRequest::parse(Input::root(&json_tree(body), Format::Json)?, "123456789012")
+    }
+
+    #[test]
+    fn the_consumer_is_read_first_and_the_shard_after_its_look_up() {
+        let r = parse(&format!(
+            r#"{{"ConsumerARN":"{CONSUMER_ARN}","ShardId":"shardId-000000000001","StartingPosition":{{"Type":"LATEST"}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            (
+                r.stream.as_str(),
+                r.consumer_name.as_str(),
+                r.consumer_created_ms
+            ),
+            ("s1", "app", 1_700_000_000_000)
+        );
+        assert_eq!(r.shard_id, Ok(ShardId(1)));
+        assert_eq!(r.starting_position.kind, ShardIteratorType::Latest);
+        // A shard id that names no shard is reported once the consumer is found.
+        let r = parse(&format!(
+            r#"{{"ConsumerARN":"{CONSUMER_ARN}","ShardId":"x-y","StartingPosition":{{"Type":"LATEST"}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            r.shard_id.unwrap_err().error_type,
+            ErrorType::ResourceNotFound
+        );
+        let e = parse(r#"{"ShardId":"a b","StartingPosition":{}}"#).unwrap_err();
+        assert_eq!(
+            e.message.as_deref(),
+            Some("3 validation errors detected: Value null at 'consumerARN' failed to satisfy constraint: Member must not be null; Value 'a b' at 'shardId' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+; Value null at 'startingPosition.type' failed to satisfy constraint: Member must not be null")
+        );
     }
 }

@@ -3,6 +3,8 @@
 //! members, escapes, duplicates, unknown members, name/ARN mismatches, wrong types and limits.
 //! Whenever the fast decoder answers, the generic path must answer the same request.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use proptest::prelude::*;
 use sluice_aws::{codec, Format, Input};
 use sluice_kinesis::ops::PutRecordsRequest;
@@ -247,4 +249,23 @@ fn the_fast_decoder_takes_plain_bodies_and_declines_the_rest() {
     )
     .unwrap_err();
     assert_eq!(mismatch.error_type, sluice_aws::ErrorType::InvalidArgument);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 5000, ..ProptestConfig::default() })]
+
+    /// The fast decoder's base64 (into a shared buffer) accepts exactly what the generic one
+    /// does, with the same bytes.
+    #[test]
+    fn base64_into_a_shared_buffer_agrees(s in "[A-Za-z0-9+/=*_-]{0,16}", prefix in proptest::collection::vec(any::<u8>(), 0..4)) {
+        let mut buf = bytes::BytesMut::from(&prefix[..]);
+        let fast = sluice_aws::value::decode_base64_into(&s, &mut buf);
+        let slow = sluice_aws::value::decode_base64(&s);
+        prop_assert_eq!(fast, slow.is_ok(), "{}", s);
+        if let Ok(bytes) = slow {
+            prop_assert_eq!(&buf[prefix.len()..], &bytes[..]);
+        } else {
+            prop_assert_eq!(&buf[..], &prefix[..]);
+        }
+    }
 }

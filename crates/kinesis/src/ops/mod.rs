@@ -1,8 +1,21 @@
-//! The Kinesis operations: member checks in AWS's order, then the call into `sluice-streams`,
-//! then the response shape. One file per family: `streams` (lifecycle, describe, retention,
-//! limits), `records` (put, iterators, get), `shards` (listing, resharding, capacity modes),
-//! `consumers` (registered consumers), `tags`, `monitoring` (enhanced monitoring); this one
-//! has the service, the dispatch and the members every family reads.
+//! The Kinesis operations. Each has one request type (`CreateStreamRequest`,
+//! `GetShardIteratorRequest`, ..., and `crate::subscribe::SubscribeToShardRequest`) built by one
+//! parser, `parse(input, account)` (or `parse(input)` when no member names a stream), which
+//! reads the members from the request tree, checks them in AWS's order with AWS's wording (the
+//! getters' SerializationException as each member is read, then every constraint together in
+//! one ValidationException, then the checks AWS makes before it looks anything up) and returns
+//! validated types: [`StreamTarget`] or `StreamName`, `ShardId`, `SequenceNumber`, `StreamMode`,
+//! enums for closed sets ([`ShardIteratorType`], [`ShardFilterType`], [`ScalingType`]), numbers
+//! as the integers they are. A check AWS makes only after it has found the stream or consumer
+//! is kept in the request as a [`Deferred`] value (or `PutRecordsRequest::deferred`), which the
+//! operation answers with after its look-up. The operation (a `Service` method) takes the
+//! request, calls into `sluice-streams` and shapes the response; what needs the service's state
+//! (sealed NextTokens and shard iterators, the clock, the shard limit) it checks itself.
+//!
+//! One file per family: `streams` (lifecycle, describe, retention, limits), `records` (put,
+//! iterators, get), `shards` (listing, resharding, capacity modes), `consumers` (registered
+//! consumers), `tags`, `monitoring` (enhanced monitoring); this one has the service, the
+//! dispatch and the members every family reads.
 
 mod consumers;
 mod monitoring;
@@ -11,9 +24,31 @@ mod shards;
 mod streams;
 mod tags;
 
-pub use records::PutRecordsRequest;
+pub(crate) use consumers::{consumer_arn_member, consumer_from_arn};
+pub use consumers::{
+    ConsumerTarget, DeregisterStreamConsumerRequest, DescribeStreamConsumerRequest,
+    ListStreamConsumersRequest, RegisterStreamConsumerRequest,
+};
+pub use monitoring::{
+    DisableEnhancedMonitoringRequest, EnableEnhancedMonitoringRequest, EnhancedMonitoringRequest,
+};
 pub(crate) use records::{child_shards_out, record_out, sequence_out};
+pub use records::{
+    GetRecordsRequest, GetShardIteratorRequest, PutRecordRequest, PutRecordsRequest,
+    ShardIteratorType, StartingPosition,
+};
+pub(crate) use shards::parse_shard_id;
+pub use shards::{
+    ListShardsPage, ListShardsRequest, MergeShardsRequest, ScalingType, ShardFilter,
+    ShardFilterType, SplitShardRequest, UpdateShardCountRequest, UpdateStreamModeRequest,
+};
+pub use streams::{
+    CreateStreamRequest, DecreaseStreamRetentionPeriodRequest, DeleteStreamRequest,
+    DescribeStreamRequest, DescribeStreamSummaryRequest, IncreaseStreamRetentionPeriodRequest,
+    ListStreamsRequest, StreamRetentionPeriodRequest,
+};
 pub(crate) use tags::check_tags;
+pub use tags::{AddTagsToStreamRequest, ListTagsForStreamRequest, RemoveTagsFromStreamRequest};
 
 use std::sync::Arc;
 
@@ -116,57 +151,77 @@ impl Service {
     }
 
     pub async fn call(&self, op: &str, input: Input<'_>) -> Result<Reply, ApiError> {
+        let account = self.streams.config().account_id.as_str();
         match op {
-            "CreateStream" => self.create_stream(input),
-            "DeleteStream" => self.delete_stream(input),
-            "DescribeStream" => self.describe_stream(input),
-            "DescribeStreamSummary" => self.describe_stream_summary(input),
-            "ListStreams" => self.list_streams(input),
-            "ListShards" => self.list_shards(input),
-            "PutRecord" => self.put_record(input).await,
+            "CreateStream" => self.create_stream(CreateStreamRequest::parse(input)?),
+            "DeleteStream" => self.delete_stream(DeleteStreamRequest::parse(input, account)?),
+            "DescribeStream" => self.describe_stream(DescribeStreamRequest::parse(input, account)?),
+            "DescribeStreamSummary" => {
+                self.describe_stream_summary(DescribeStreamSummaryRequest::parse(input, account)?)
+            }
+            "ListStreams" => self.list_streams(ListStreamsRequest::parse(input)?),
+            "ListShards" => self.list_shards(ListShardsRequest::parse(input, account)?),
+            "PutRecord" => {
+                self.put_record(PutRecordRequest::parse(input, account)?)
+                    .await
+            }
             "PutRecords" => self.put_records(input).await,
-            "GetShardIterator" => self.get_shard_iterator(input),
-            "GetRecords" => self.get_records(input).await,
-            "IncreaseStreamRetentionPeriod" => self.retention(input, true),
-            "DecreaseStreamRetentionPeriod" => self.retention(input, false),
-            "AddTagsToStream" => self.add_tags(input),
-            "RemoveTagsFromStream" => self.remove_tags(input),
-            "ListTagsForStream" => self.list_tags(input),
+            "GetShardIterator" => {
+                self.get_shard_iterator(GetShardIteratorRequest::parse(input, account)?)
+            }
+            "GetRecords" => {
+                self.get_records(GetRecordsRequest::parse(input, account)?)
+                    .await
+            }
+            "IncreaseStreamRetentionPeriod" => self.retention(
+                IncreaseStreamRetentionPeriodRequest::parse(input, account)?,
+                true,
+            ),
+            "DecreaseStreamRetentionPeriod" => self.retention(
+                DecreaseStreamRetentionPeriodRequest::parse(input, account)?,
+                false,
+            ),
+            "AddTagsToStream" => self.add_tags(AddTagsToStreamRequest::parse(input, account)?),
+            "RemoveTagsFromStream" => {
+                self.remove_tags(RemoveTagsFromStreamRequest::parse(input, account)?)
+            }
+            "ListTagsForStream" => self.list_tags(ListTagsForStreamRequest::parse(input, account)?),
             "DescribeLimits" => Ok(self.describe_limits()),
-            "SplitShard" => self.split_shard(input),
-            "MergeShards" => self.merge_shards(input),
-            "UpdateShardCount" => self.update_shard_count(input),
-            "UpdateStreamMode" => self.update_stream_mode(input),
-            "RegisterStreamConsumer" => self.register_stream_consumer(input),
-            "DeregisterStreamConsumer" => self.deregister_stream_consumer(input),
-            "DescribeStreamConsumer" => self.describe_stream_consumer(input),
-            "ListStreamConsumers" => self.list_stream_consumers(input),
-            "SubscribeToShard" => self.subscribe_to_shard(input),
-            "EnableEnhancedMonitoring" => self.enhanced_monitoring_change(input, true),
-            "DisableEnhancedMonitoring" => self.enhanced_monitoring_change(input, false),
+            "SplitShard" => self.split_shard(SplitShardRequest::parse(input, account)?),
+            "MergeShards" => self.merge_shards(MergeShardsRequest::parse(input, account)?),
+            "UpdateShardCount" => {
+                self.update_shard_count(UpdateShardCountRequest::parse(input, account)?)
+            }
+            "UpdateStreamMode" => {
+                self.update_stream_mode(UpdateStreamModeRequest::parse(input, account)?)
+            }
+            "RegisterStreamConsumer" => {
+                self.register_stream_consumer(RegisterStreamConsumerRequest::parse(input, account)?)
+            }
+            "DeregisterStreamConsumer" => self.deregister_stream_consumer(
+                DeregisterStreamConsumerRequest::parse(input, account)?,
+            ),
+            "DescribeStreamConsumer" => {
+                self.describe_stream_consumer(DescribeStreamConsumerRequest::parse(input, account)?)
+            }
+            "ListStreamConsumers" => {
+                self.list_stream_consumers(ListStreamConsumersRequest::parse(input, account)?)
+            }
+            "SubscribeToShard" => self.subscribe_to_shard(
+                crate::subscribe::SubscribeToShardRequest::parse(input, account)?,
+                input.format,
+            ),
+            "EnableEnhancedMonitoring" => self.enhanced_monitoring_change(
+                EnableEnhancedMonitoringRequest::parse(input, account)?,
+                true,
+            ),
+            "DisableEnhancedMonitoring" => self.enhanced_monitoring_change(
+                DisableEnhancedMonitoringRequest::parse(input, account)?,
+                false,
+            ),
             other if OPERATIONS.contains(&other) => Err(crate::error::not_implemented(other)),
             _ => Err(ApiError::unknown_operation()),
         }
-    }
-
-    /// Reads `StreamName`/`StreamARN` (checked in the `streamName` position of the order).
-    /// Reads `StreamName`/`StreamARN` (checked in the `streamName` position of the order).
-    pub(crate) fn stream_member(
-        &self,
-        v: &mut Validator,
-        input: Input<'_>,
-        required: bool,
-    ) -> Result<Option<String>, ApiError> {
-        stream_member(v, input, required, &self.streams.config().account_id).map(|s| s.map(|s| s.0))
-    }
-
-    pub(crate) fn require_stream(
-        &self,
-        input: Input<'_>,
-        v: &mut Validator,
-    ) -> Result<String, ApiError> {
-        let s = self.stream_member(v, input, true)?;
-        Ok(s.unwrap_or_default())
     }
 
     pub(crate) fn page_token(&self, token: &str, scope: &str) -> Result<PageToken, ApiError> {
@@ -185,8 +240,20 @@ impl Service {
     }
 }
 
+/// A member that passed the request's constraints but has a check of its own that AWS makes
+/// only once it has found the stream (or the consumer): the value, or the error to answer with
+/// after that look-up.
+pub type Deferred<T> = Result<T, ApiError>;
+
+/// A required member once [`Validator::finish`] has passed: always there (the validator refused
+/// the request otherwise), without a panic reachable from a request.
+pub(crate) fn present<T>(member: Option<T>) -> Result<T, ApiError> {
+    member.ok_or_else(ApiError::internal)
+}
+
 /// The stream a request names, by `StreamName` or `StreamARN` (of this account), after the
-/// member checks: only [`stream_member`] makes one. It need not exist.
+/// member checks: only the member parsers (`stream_member`, `stream_from_arn`) make one. It
+/// need not exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamTarget(pub(crate) String);
 
@@ -239,6 +306,12 @@ pub(crate) fn stream_member(
             (None, None) => None,
         },
     )
+}
+
+/// A JSON request body as the tree the parsers read (tests of the request types).
+#[cfg(test)]
+pub(crate) fn json_tree(body: &str) -> sluice_aws::value::Value {
+    sluice_aws::codec::decode(body.as_bytes(), sluice_aws::Format::Json).unwrap()
 }
 
 impl sluice_aws::JsonService for Service {

@@ -6,35 +6,22 @@ use sluice_streams::{StreamStatus, StreamsError};
 
 use crate::error::ApiError;
 use crate::metrics::{ShardLevelSet, SHARD_LEVEL_METRICS};
-use crate::ops::{Reply, Service};
+use crate::ops::{present, stream_member, Reply, Service, StreamTarget};
 use crate::validate::Validator;
 
-fn names_out(set: ShardLevelSet) -> Out {
-    Out::Array(
-        set.names()
-            .into_iter()
-            .map(|n| Out::Str(n.to_string()))
-            .collect(),
-    )
+/// EnableEnhancedMonitoring and DisableEnhancedMonitoring (the same members).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnhancedMonitoringRequest {
+    pub stream: StreamTarget,
+    /// The metrics to enable or disable (`ALL` is every one).
+    pub shard_level_metrics: ShardLevelSet,
 }
 
-impl Service {
-    /// `EnhancedMonitoring` of DescribeStream and DescribeStreamSummary.
-    pub(crate) fn enhanced_monitoring(&self, stream: &str) -> Out {
-        Out::Array(vec![Out::map()
-            .set(
-                "ShardLevelMetrics",
-                names_out(self.metrics.enhanced(stream)),
-            )
-            .done()])
-    }
+pub type EnableEnhancedMonitoringRequest = EnhancedMonitoringRequest;
+pub type DisableEnhancedMonitoringRequest = EnhancedMonitoringRequest;
 
-    /// EnableEnhancedMonitoring (`enable`) or DisableEnhancedMonitoring.
-    pub(crate) fn enhanced_monitoring_change(
-        &self,
-        input: Input<'_>,
-        enable: bool,
-    ) -> Result<Reply, ApiError> {
+impl EnhancedMonitoringRequest {
+    pub fn parse(input: Input<'_>, account: &str) -> Result<EnhancedMonitoringRequest, ApiError> {
         let mut v = Validator::new();
         let list = input.list("ShardLevelMetrics")?;
         v.required(list, "shardLevelMetrics");
@@ -67,19 +54,51 @@ impl Service {
                 );
             }
         }
-        let name = self.require_stream(input, &mut v)?;
+        let stream = stream_member(&mut v, input, true, account)?;
         v.finish()?;
-        let change = names
+        let shard_level_metrics = names
             .iter()
             .filter_map(|n| ShardLevelSet::parse(n))
             .fold(ShardLevelSet::NONE, ShardLevelSet::union);
-        let view = self
-            .streams
-            .describe(&name)
-            .map_err(|e| self.ctx().map(e))?;
+        Ok(EnhancedMonitoringRequest {
+            stream: present(stream)?,
+            shard_level_metrics,
+        })
+    }
+}
+
+fn names_out(set: ShardLevelSet) -> Out {
+    Out::Array(
+        set.names()
+            .into_iter()
+            .map(|n| Out::Str(n.to_string()))
+            .collect(),
+    )
+}
+
+impl Service {
+    /// `EnhancedMonitoring` of DescribeStream and DescribeStreamSummary.
+    pub(crate) fn enhanced_monitoring(&self, stream: &str) -> Out {
+        Out::Array(vec![Out::map()
+            .set(
+                "ShardLevelMetrics",
+                names_out(self.metrics.enhanced(stream)),
+            )
+            .done()])
+    }
+
+    /// EnableEnhancedMonitoring (`enable`) or DisableEnhancedMonitoring.
+    pub(crate) fn enhanced_monitoring_change(
+        &self,
+        request: EnhancedMonitoringRequest,
+        enable: bool,
+    ) -> Result<Reply, ApiError> {
+        let name = request.stream.as_str();
+        let change = request.shard_level_metrics;
+        let view = self.streams.describe(name).map_err(|e| self.ctx().map(e))?;
         if view.meta.status != StreamStatus::Active {
             return Err(self.ctx().map(StreamsError::StreamNotActive {
-                name,
+                name: name.to_string(),
                 status: view.meta.status,
             }));
         }
@@ -88,14 +107,56 @@ impl Service {
             .iter()
             .filter(|s| s.meta.is_open())
             .map(|s| s.meta.index);
-        let (current, desired) = self.metrics.set_enhanced(&name, enable, change, shards);
+        let (current, desired) = self.metrics.set_enhanced(name, enable, change, shards);
         Ok(Reply::Body(
             Out::map()
-                .str("StreamName", name.clone())
-                .str("StreamARN", self.arn(&name))
+                .str("StreamName", name)
+                .str("StreamARN", self.arn(name))
                 .set("CurrentShardLevelMetrics", names_out(current))
                 .set("DesiredShardLevelMetrics", names_out(desired))
                 .done(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_aws::Format;
+
+    use super::*;
+    use crate::ops::json_tree;
+
+    fn parse(body: &str) -> Result<EnhancedMonitoringRequest, ApiError> {
+        EnhancedMonitoringRequest::parse(
+            Input::root(&json_tree(body), Format::Json)?,
+            "123456789012",
+        )
+    }
+
+    #[test]
+    fn shard_level_metrics_become_a_set() {
+        let r =
+            parse(r#"{"StreamName":"s1","ShardLevelMetrics":["IncomingBytes","OutgoingRecords"]}"#)
+                .unwrap();
+        assert_eq!(r.stream.as_str(), "s1");
+        assert_eq!(
+            r.shard_level_metrics,
+            ShardLevelSet::parse("IncomingBytes")
+                .unwrap()
+                .union(ShardLevelSet::parse("OutgoingRecords").unwrap())
+        );
+        let r = parse(r#"{"StreamName":"s1","ShardLevelMetrics":["ALL"]}"#).unwrap();
+        assert_eq!(r.shard_level_metrics, ShardLevelSet::ALL);
+    }
+
+    #[test]
+    fn the_metrics_are_checked_before_the_stream() {
+        let e = parse(r#"{"StreamName":"a b","ShardLevelMetrics":["Nope"]}"#).unwrap_err();
+        let m = e.message.unwrap();
+        assert!(
+            m.starts_with("2 validation errors detected: Value '[Nope]' at 'shardLevelMetrics' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [IncomingBytes, "),
+            "{m}"
+        );
+        assert!(m.ends_with("Value 'a b' at 'streamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"), "{m}");
     }
 }

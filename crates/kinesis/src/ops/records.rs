@@ -7,7 +7,8 @@ use tokio::sync::oneshot;
 use crate::error::ApiError;
 use crate::iterator::{java_date, token_age, ShardIterator, TokenAge};
 use crate::limits::*;
-use crate::ops::{stream_member, Reply, Service, StreamTarget};
+use crate::ops::shards::parse_shard_id;
+use crate::ops::{present, stream_member, Deferred, Reply, Service, StreamTarget};
 use crate::validate::{self, Validator};
 use sluice_aws::value::{Input, Out};
 
@@ -67,9 +68,9 @@ impl Service {
             None => None,
         };
         Ok(Member::Valid(Record {
-            partition_key: key.as_bytes().to_vec(),
+            partition_key: bytes::Bytes::copy_from_slice(key.as_bytes()),
             explicit_hash_key,
-            data,
+            data: data.into(),
         }))
     }
 
@@ -116,38 +117,22 @@ impl Service {
         Ok(outcomes)
     }
 
-    pub(crate) async fn put_record(&self, input: Input<'_>) -> Result<Reply, ApiError> {
-        let mut v = Validator::new();
-        let ordering = input.str("SequenceNumberForOrdering")?;
-        v.pattern(
-            ordering,
-            "sequenceNumberForOrdering",
-            "0|([1-9]\\d{0,128})",
-            validate::is_sequence_number,
-        );
-        let record = Self::record_members(&mut v, input, None)?;
-        let name = self.require_stream(input, &mut v)?;
-        v.finish()?;
-        let record = match record {
-            Member::Valid(r) => r,
-            Member::HashKeyOutOfRange(e) => return Err(self.after_stream_lookup(&name, e)),
-            Member::Violation => unreachable!("validated above"),
-        };
-        // The rule GetShardIterator applies to StartingSequenceNumber, with the message AWS
-        // gives for this member (which it checks after the stream and ExplicitHashKey).
-        if let Some(o) = ordering.filter(|o| SequenceNumber::parse(o).is_none()) {
-            let e = ApiError::invalid_argument(format!(
-                "ExclusiveMinimumSequenceNumber {o} used in PutRecord on stream {name} under account {} is invalid.",
-                self.streams.config().account_id
-            ));
-            return Err(self.after_stream_lookup(&name, e));
+    pub(crate) async fn put_record(&self, request: PutRecordRequest) -> Result<Reply, ApiError> {
+        let name = request.stream.as_str();
+        let record = request
+            .record
+            .map_err(|e| self.after_stream_lookup(name, e))?;
+        // AWS checks SequenceNumberForOrdering after the stream and ExplicitHashKey.
+        if let Some(Err(e)) = request.sequence_number_for_ordering {
+            return Err(self.after_stream_lookup(name, e));
         }
         let mut outcomes = self
-            .put(crate::metrics::PutOp::PutRecord, &name, vec![record])
+            .put(crate::metrics::PutOp::PutRecord, name, vec![record])
             .await?;
         let r = outcomes
             .pop()
-            .expect("one outcome per record")
+            // One outcome per record.
+            .ok_or_else(ApiError::internal)?
             .map_err(|e| self.ctx().map(e))?;
         Ok(Reply::Body(
             Out::map()
@@ -247,7 +232,8 @@ impl Service {
         // 56 digits of a sequence number, a shard id, and the member names and punctuation.
         let mut buf = Vec::with_capacity(64 + outcomes.len() * 120);
         let _ = write!(buf, "{{\"FailedRecordCount\":{failed},\"Records\":[");
-        let mut shard_id: Option<(ShardId, String)> = None;
+        // Shard ids repeat across the records: format each once.
+        let mut shard_ids: Vec<(ShardId, String)> = Vec::new();
         for (i, o) in outcomes.into_iter().enumerate() {
             if i > 0 {
                 buf.push(b',');
@@ -257,14 +243,12 @@ impl Service {
                     buf.extend_from_slice(b"{\"SequenceNumber\":\"");
                     buf.extend_from_slice(&r.sequence_number.to_digits());
                     buf.extend_from_slice(b"\",\"ShardId\":\"");
-                    match &shard_id {
-                        Some((id, text)) if *id == r.shard_id => {
-                            buf.extend_from_slice(text.as_bytes())
-                        }
-                        _ => {
+                    match shard_ids.iter().find(|(id, _)| *id == r.shard_id) {
+                        Some((_, text)) => buf.extend_from_slice(text.as_bytes()),
+                        None => {
                             let text = r.shard_id.to_string();
                             buf.extend_from_slice(text.as_bytes());
-                            shard_id = Some((r.shard_id, text));
+                            shard_ids.push((r.shard_id, text));
                         }
                     }
                     buf.extend_from_slice(b"\"}");
@@ -290,9 +274,7 @@ impl Service {
         &self,
         name: &str,
         shard_id: ShardId,
-        kind: &str,
-        seq: Option<&str>,
-        ts: Option<i64>,
+        position: &StartingPosition,
     ) -> Result<sluice_streams::ShardCursor, ApiError> {
         let ctx = self.ctx();
         let not_found = |e: StreamsError| match e {
@@ -305,104 +287,27 @@ impl Service {
         self.streams
             .cursor(name, shard_id, ShardStart::TrimHorizon)
             .map_err(not_found)?;
-        let start = self.shard_start(kind, seq, ts, shard_id, name)?;
+        let start = position.start(
+            shard_id,
+            name,
+            &self.streams.config().account_id,
+            self.streams.now_ms(),
+        )?;
         self.streams
             .cursor(name, shard_id, start)
             .map_err(not_found)
     }
 
-    /// Where a GetShardIterator or SubscribeToShard starts, from its type, sequence number and
-    /// timestamp members, with AWS's messages for a mismatched combination.
-    pub(crate) fn shard_start(
+    pub(crate) fn get_shard_iterator(
         &self,
-        kind: &str,
-        seq: Option<&str>,
-        ts: Option<i64>,
-        shard_id: ShardId,
-        name: &str,
-    ) -> Result<ShardStart, ApiError> {
-        let account = &self.streams.config().account_id;
-        let mixed = |what: &str| {
-            ApiError::invalid_argument(format!(
-                "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {kind} and {what}."
-            ))
-        };
-        let parse_seq = |s: &str| -> Result<SequenceNumber, ApiError> {
-            let n = SequenceNumber::parse(s).ok_or_else(|| {
-                ApiError::invalid_argument(format!(
-                    "StartingSequenceNumber {s} used in GetShardIterator on shard {shard_id} in stream {name} under account {account} is invalid."
-                ))
-            })?;
-            if n.shard_index != shard_id.0 {
-                return Err(ApiError::invalid_argument(format!(
-                    "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {shard_id}",
-                    ShardId(n.shard_index)
-                )));
-            }
-            Ok(n)
-        };
+        request: GetShardIteratorRequest,
+    ) -> Result<Reply, ApiError> {
         let now = self.streams.now_ms();
-        Ok(match kind {
-            "TRIM_HORIZON" | "LATEST" if seq.is_some() => {
-                return Err(mixed("also a StartingSequenceNumber"))
-            }
-            "TRIM_HORIZON" => ShardStart::TrimHorizon,
-            "LATEST" => ShardStart::Latest,
-            "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER" => {
-                let s = seq.ok_or_else(|| mixed("no StartingSequenceNumber"))?;
-                let n = parse_seq(s)?;
-                if kind == "AT_SEQUENCE_NUMBER" {
-                    ShardStart::AtSequence(n)
-                } else {
-                    ShardStart::AfterSequence(n)
-                }
-            }
-            _ => {
-                let ts = ts.ok_or_else(|| {
-                    ApiError::invalid_argument("Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.")
-                })?;
-                if ts > now {
-                    return Err(ApiError::invalid_argument(format!(
-                        "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {ts}, currentTimestampInMillis: {now}"
-                    )));
-                }
-                ShardStart::AtTimestamp(ts)
-            }
-        })
-    }
-
-    pub(crate) fn get_shard_iterator(&self, input: Input<'_>) -> Result<Reply, ApiError> {
-        let mut v = Validator::new();
-        let shard = input.str("ShardId")?;
-        let kind = input.str("ShardIteratorType")?;
-        let seq = input.str("StartingSequenceNumber")?;
-        let ts = input.timestamp_ms("Timestamp")?;
-        v.required(shard, "shardId");
-        v.name(shard, "shardId", SHARD_ID_CHARS_MAX);
-        v.required(kind, "shardIteratorType");
-        v.one_of(
-            kind,
-            "shardIteratorType",
-            &[
-                "AFTER_SEQUENCE_NUMBER",
-                "LATEST",
-                "AT_TIMESTAMP",
-                "AT_SEQUENCE_NUMBER",
-                "TRIM_HORIZON",
-            ],
-        );
-        v.pattern(
-            seq,
-            "startingSequenceNumber",
-            "0|([1-9]\\d{0,128})",
-            validate::is_sequence_number,
-        );
-        let name = self.require_stream(input, &mut v)?;
-        v.finish()?;
-        let (shard, kind) = (shard.unwrap(), kind.unwrap());
-        let shard_id = self.parse_shard_id(shard, &name)?;
-        let now = self.streams.now_ms();
-        let cursor = self.shard_cursor(&name, shard_id, kind, seq, ts)?;
+        let cursor = self.shard_cursor(
+            request.stream.as_str(),
+            request.shard_id,
+            &request.starting_position,
+        )?;
         let it = ShardIterator {
             cursor,
             issued_ms: now,
@@ -414,17 +319,10 @@ impl Service {
         ))
     }
 
-    pub(crate) async fn get_records(&self, input: Input<'_>) -> Result<Reply, ApiError> {
-        let mut v = Validator::new();
-        let limit = input.int("Limit")?;
-        let token = input.str("ShardIterator")?;
-        v.range(limit, "limit", Some(1), Some(GET_RECORDS_COUNT_MAX));
-        v.required(token, "shardIterator");
-        v.str_len(token, "shardIterator", 1, SHARD_ITERATOR_CHARS_MAX);
-        let arn_stream = self.stream_member(&mut v, input, false)?;
-        v.finish()?;
+    pub(crate) async fn get_records(&self, request: GetRecordsRequest) -> Result<Reply, ApiError> {
         let invalid = || ApiError::invalid_argument("Invalid ShardIterator.");
-        let it = ShardIterator::decode(&self.tokens, token.unwrap()).ok_or_else(invalid)?;
+        let it =
+            ShardIterator::decode(&self.tokens, &request.shard_iterator).ok_or_else(invalid)?;
         let now = self.streams.now_ms();
         match token_age(it.issued_ms, now, SHARD_ITERATOR_TTL_MS) {
             TokenAge::Fresh => {}
@@ -435,14 +333,16 @@ impl Service {
             ))),
             TokenAge::Invalid => return Err(invalid()),
         }
-        if let Some(s) = arn_stream {
-            if s != it.cursor.stream {
+        if let Some(s) = &request.stream {
+            if s.as_str() != it.cursor.stream {
                 return Err(ApiError::invalid_argument("Invalid ShardIterator."));
             }
         }
         let streams = self.streams.clone();
         let cursor = it.cursor.clone();
-        let records_max = limit.unwrap_or(GET_RECORDS_COUNT_MAX) as usize;
+        let records_max = request
+            .limit
+            .map_or(GET_RECORDS_COUNT_MAX as usize, |n| n as usize);
         let started = std::time::Instant::now();
         let result = tokio::task::spawn_blocking(move || {
             streams.read(&cursor, records_max, GET_RECORDS_BYTES_MAX, true)
@@ -482,6 +382,241 @@ impl Service {
                 .opt("ChildShards", children)
                 .done(),
         ))
+    }
+}
+
+/// PutRecord.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutRecordRequest {
+    pub stream: StreamTarget,
+    /// The record; an ExplicitHashKey past 2^128 - 1 (within the pattern's 39 digits) is
+    /// reported once the stream is found, as on AWS.
+    pub record: Deferred<Record>,
+    /// AWS checks that it is a sequence number after the stream and the ExplicitHashKey.
+    pub sequence_number_for_ordering: Option<Deferred<SequenceNumber>>,
+}
+
+impl PutRecordRequest {
+    pub fn parse(input: Input<'_>, account: &str) -> Result<PutRecordRequest, ApiError> {
+        let mut v = Validator::new();
+        let ordering = input.str("SequenceNumberForOrdering")?;
+        v.pattern(
+            ordering,
+            "sequenceNumberForOrdering",
+            "0|([1-9]\\d{0,128})",
+            validate::is_sequence_number,
+        );
+        let record = Service::record_members(&mut v, input, None)?;
+        let stream = stream_member(&mut v, input, true, account)?;
+        v.finish()?;
+        let stream = present(stream)?;
+        let record = match record {
+            Member::Valid(r) => Ok(r),
+            Member::HashKeyOutOfRange(e) => Err(e),
+            // v.finish() refused it.
+            Member::Violation => return Err(ApiError::internal()),
+        };
+        // The rule GetShardIterator applies to StartingSequenceNumber, with the message AWS
+        // gives for this member.
+        let sequence_number_for_ordering = ordering.map(|o| {
+            SequenceNumber::parse(o).ok_or_else(|| {
+                ApiError::invalid_argument(format!(
+                    "ExclusiveMinimumSequenceNumber {o} used in PutRecord on stream {} under account {account} is invalid.",
+                    stream.as_str()
+                ))
+            })
+        });
+        Ok(PutRecordRequest {
+            stream,
+            record,
+            sequence_number_for_ordering,
+        })
+    }
+}
+
+/// `ShardIteratorType` of GetShardIterator, and `StartingPosition.Type` of SubscribeToShard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardIteratorType {
+    AtSequenceNumber,
+    AfterSequenceNumber,
+    TrimHorizon,
+    Latest,
+    AtTimestamp,
+}
+
+impl ShardIteratorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShardIteratorType::AtSequenceNumber => "AT_SEQUENCE_NUMBER",
+            ShardIteratorType::AfterSequenceNumber => "AFTER_SEQUENCE_NUMBER",
+            ShardIteratorType::TrimHorizon => "TRIM_HORIZON",
+            ShardIteratorType::Latest => "LATEST",
+            ShardIteratorType::AtTimestamp => "AT_TIMESTAMP",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ShardIteratorType> {
+        [
+            ShardIteratorType::AtSequenceNumber,
+            ShardIteratorType::AfterSequenceNumber,
+            ShardIteratorType::TrimHorizon,
+            ShardIteratorType::Latest,
+            ShardIteratorType::AtTimestamp,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+    }
+}
+
+/// Where a read of a shard starts: GetShardIterator's `ShardIteratorType`,
+/// `StartingSequenceNumber` and `Timestamp`, or SubscribeToShard's `StartingPosition`. Whether
+/// they go together is AWS's check once it has found the shard ([`StartingPosition::start`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartingPosition {
+    pub kind: ShardIteratorType,
+    /// As written (it matched `0|([1-9]\d{0,128})`): whether the type takes one and whether it
+    /// is a sequence number of the shard are checked after the shard is found, and the
+    /// messages show it as written.
+    pub sequence_number: Option<String>,
+    /// Epoch milliseconds.
+    pub timestamp_ms: Option<i64>,
+}
+
+impl StartingPosition {
+    /// Where a read of `shard_id` of `stream` starts, with AWS's messages for a mismatched
+    /// combination; `now` (epoch ms) refuses a timestamp in the future.
+    pub fn start(
+        &self,
+        shard_id: ShardId,
+        stream: &str,
+        account: &str,
+        now: i64,
+    ) -> Result<ShardStart, ApiError> {
+        let kind = self.kind.as_str();
+        let seq = self.sequence_number.as_deref();
+        let mixed = |what: &str| {
+            ApiError::invalid_argument(format!(
+                "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {kind} and {what}."
+            ))
+        };
+        let parse_seq = |s: &str| -> Result<SequenceNumber, ApiError> {
+            let n = SequenceNumber::parse(s).ok_or_else(|| {
+                ApiError::invalid_argument(format!(
+                    "StartingSequenceNumber {s} used in GetShardIterator on shard {shard_id} in stream {stream} under account {account} is invalid."
+                ))
+            })?;
+            if n.shard_index != shard_id.0 {
+                return Err(ApiError::invalid_argument(format!(
+                    "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {shard_id}",
+                    ShardId(n.shard_index)
+                )));
+            }
+            Ok(n)
+        };
+        Ok(match self.kind {
+            ShardIteratorType::TrimHorizon | ShardIteratorType::Latest if seq.is_some() => {
+                return Err(mixed("also a StartingSequenceNumber"))
+            }
+            ShardIteratorType::TrimHorizon => ShardStart::TrimHorizon,
+            ShardIteratorType::Latest => ShardStart::Latest,
+            ShardIteratorType::AtSequenceNumber => ShardStart::AtSequence(parse_seq(
+                seq.ok_or_else(|| mixed("no StartingSequenceNumber"))?,
+            )?),
+            ShardIteratorType::AfterSequenceNumber => ShardStart::AfterSequence(parse_seq(
+                seq.ok_or_else(|| mixed("no StartingSequenceNumber"))?,
+            )?),
+            ShardIteratorType::AtTimestamp => {
+                let ts = self.timestamp_ms.ok_or_else(|| {
+                    ApiError::invalid_argument("Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.")
+                })?;
+                if ts > now {
+                    return Err(ApiError::invalid_argument(format!(
+                        "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {ts}, currentTimestampInMillis: {now}"
+                    )));
+                }
+                ShardStart::AtTimestamp(ts)
+            }
+        })
+    }
+}
+
+/// GetShardIterator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetShardIteratorRequest {
+    pub stream: StreamTarget,
+    pub shard_id: ShardId,
+    pub starting_position: StartingPosition,
+}
+
+impl GetShardIteratorRequest {
+    pub fn parse(input: Input<'_>, account: &str) -> Result<GetShardIteratorRequest, ApiError> {
+        let mut v = Validator::new();
+        let shard = input.str("ShardId")?;
+        let kind = input.str("ShardIteratorType")?;
+        let seq = input.str("StartingSequenceNumber")?;
+        let ts = input.timestamp_ms("Timestamp")?;
+        v.required(shard, "shardId");
+        v.name(shard, "shardId", SHARD_ID_CHARS_MAX);
+        v.required(kind, "shardIteratorType");
+        v.one_of(
+            kind,
+            "shardIteratorType",
+            &[
+                "AFTER_SEQUENCE_NUMBER",
+                "LATEST",
+                "AT_TIMESTAMP",
+                "AT_SEQUENCE_NUMBER",
+                "TRIM_HORIZON",
+            ],
+        );
+        v.pattern(
+            seq,
+            "startingSequenceNumber",
+            "0|([1-9]\\d{0,128})",
+            validate::is_sequence_number,
+        );
+        let stream = stream_member(&mut v, input, true, account)?;
+        v.finish()?;
+        let stream = present(stream)?;
+        let shard_id = parse_shard_id(present(shard)?, stream.as_str(), account)?;
+        Ok(GetShardIteratorRequest {
+            stream,
+            shard_id,
+            starting_position: StartingPosition {
+                kind: present(kind.and_then(ShardIteratorType::parse))?,
+                sequence_number: seq.map(str::to_string),
+                timestamp_ms: ts,
+            },
+        })
+    }
+}
+
+/// GetRecords.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetRecordsRequest {
+    /// Sealed: the operation opens it with its key (and its clock, for its age).
+    pub shard_iterator: String,
+    /// 1 to [`GET_RECORDS_COUNT_MAX`].
+    pub limit: Option<u32>,
+    /// `StreamName`/`StreamARN`, optional: when given, it must be the iterator's stream.
+    pub stream: Option<StreamTarget>,
+}
+
+impl GetRecordsRequest {
+    pub fn parse(input: Input<'_>, account: &str) -> Result<GetRecordsRequest, ApiError> {
+        let mut v = Validator::new();
+        let limit = input.int("Limit")?;
+        let token = input.str("ShardIterator")?;
+        v.range(limit, "limit", Some(1), Some(GET_RECORDS_COUNT_MAX));
+        v.required(token, "shardIterator");
+        v.str_len(token, "shardIterator", 1, SHARD_ITERATOR_CHARS_MAX);
+        let stream = stream_member(&mut v, input, false, account)?;
+        v.finish()?;
+        Ok(GetRecordsRequest {
+            shard_iterator: present(token)?.to_string(),
+            limit: limit.map(|n| n as u32),
+            stream,
+        })
     }
 }
 
@@ -670,6 +805,13 @@ impl PutRecordsRequest {
         if req.records.is_empty() || req.records.len() > PUT_RECORDS_COUNT_MAX {
             return None;
         }
+        // Every key and blob goes into one buffer; each record's bytes are slices of it.
+        let arena_bytes: usize = req
+            .records
+            .iter()
+            .map(|Object(e)| e.partition_key.len() + e.data.len() / 4 * 3)
+            .sum();
+        let mut arena = bytes::BytesMut::with_capacity(arena_bytes);
         let mut records = Vec::with_capacity(req.records.len());
         for Object(e) in &req.records {
             let key_ok = !e.partition_key.is_empty()
@@ -677,16 +819,21 @@ impl PutRecordsRequest {
             if !key_ok || !e.explicit_hash_key.is_none_or(validate::is_hash_key) {
                 return None;
             }
-            let data = sluice_aws::value::decode_base64(e.data).ok()?;
-            if data.len() > RECORD_DATA_BYTES_MAX {
-                return None;
-            }
             let explicit_hash_key = match e.explicit_hash_key {
                 Some(h) => Some(h.parse::<u128>().ok()?),
                 None => None,
             };
+            arena.extend_from_slice(e.partition_key.as_bytes());
+            let partition_key = arena.split().freeze();
+            if !sluice_aws::value::decode_base64_into(e.data, &mut arena) {
+                return None;
+            }
+            if arena.len() > RECORD_DATA_BYTES_MAX {
+                return None;
+            }
+            let data = arena.split().freeze();
             records.push(Record {
-                partition_key: e.partition_key.as_bytes().to_vec(),
+                partition_key,
                 explicit_hash_key,
                 data,
             });
@@ -771,6 +918,114 @@ mod tests {
         assert_eq!(
             service.put_records_json(Vec::new()),
             br#"{"FailedRecordCount":0,"Records":[],"EncryptionType":"NONE"}"#
+        );
+    }
+}
+
+/// The request types of PutRecord, GetShardIterator and GetRecords.
+#[cfg(test)]
+mod request_tests {
+    use sluice_aws::{ErrorType, Format};
+
+    use super::*;
+    use crate::ops::json_tree;
+
+    const ACCOUNT: &str = "123456789012";
+
+    fn iterator(body: &str) -> Result<GetShardIteratorRequest, ApiError> {
+        GetShardIteratorRequest::parse(Input::root(&json_tree(body), Format::Json)?, ACCOUNT)
+    }
+
+    #[test]
+    fn get_shard_iterator_members_are_typed() {
+        let seq = SequenceNumber::of_record(1, 3, 7).to_string();
+        let r = iterator(&format!(
+            r#"{{"StreamName":"s1","ShardId":"shardId-000000000003","ShardIteratorType":"AFTER_SEQUENCE_NUMBER","StartingSequenceNumber":"{seq}"}}"#
+        ))
+        .unwrap();
+        assert_eq!(r.stream.as_str(), "s1");
+        assert_eq!(r.shard_id, ShardId(3));
+        assert_eq!(
+            r.starting_position.kind,
+            ShardIteratorType::AfterSequenceNumber
+        );
+        assert_eq!(
+            r.starting_position.start(r.shard_id, "s1", ACCOUNT, 0),
+            Ok(ShardStart::AfterSequence(
+                SequenceNumber::parse(&seq).unwrap()
+            ))
+        );
+        // A number of another shard is refused once the shard is known.
+        let e = r
+            .starting_position
+            .start(ShardId(4), "s1", ACCOUNT, 0)
+            .unwrap_err();
+        assert_eq!(
+            e.message.as_deref(),
+            Some("Invalid StartingSequenceNumber. It encodes shardId-000000000003, while it was used in a call to a shard with shardId-000000000004")
+        );
+        let r = iterator(
+            r#"{"StreamName":"s1","ShardId":"1","ShardIteratorType":"AT_TIMESTAMP","Timestamp":5}"#,
+        )
+        .unwrap();
+        assert_eq!(r.shard_id, ShardId(1));
+        assert_eq!(
+            r.starting_position.start(r.shard_id, "s1", ACCOUNT, 5_000),
+            Ok(ShardStart::AtTimestamp(5_000))
+        );
+        assert!(r
+            .starting_position
+            .start(r.shard_id, "s1", ACCOUNT, 4_999)
+            .is_err());
+    }
+
+    #[test]
+    fn get_shard_iterator_checks_keep_aws_order() {
+        let e =
+            iterator(r#"{"ShardIteratorType":"NEXT","StartingSequenceNumber":"01"}"#).unwrap_err();
+        assert_eq!(
+            e.message.as_deref(),
+            Some("4 validation errors detected: Value null at 'shardId' failed to satisfy constraint: Member must not be null; Value 'NEXT' at 'shardIteratorType' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, LATEST, AT_TIMESTAMP, AT_SEQUENCE_NUMBER, TRIM_HORIZON]; Value '01' at 'startingSequenceNumber' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{0,128}); Value null at 'streamName' failed to satisfy constraint: Member must not be null")
+        );
+        // An unreadable shard id names the shard, before the type and number are compared.
+        let e = iterator(r#"{"StreamName":"s1","ShardId":"shardId-x","ShardIteratorType":"LATEST","StartingSequenceNumber":"1"}"#)
+            .unwrap_err();
+        assert_eq!(e.error_type, ErrorType::ResourceNotFound);
+        let r = iterator(r#"{"StreamName":"s1","ShardId":"shardId-1","ShardIteratorType":"LATEST","StartingSequenceNumber":"1"}"#)
+            .unwrap();
+        assert!(r
+            .starting_position
+            .start(r.shard_id, "s1", ACCOUNT, 0)
+            .unwrap_err()
+            .message
+            .unwrap()
+            .ends_with("Request specified LATEST and also a StartingSequenceNumber."));
+    }
+
+    #[test]
+    fn put_record_defers_what_aws_checks_after_the_stream() {
+        let parse = |body: &str| {
+            PutRecordRequest::parse(
+                Input::root(&json_tree(body), Format::Json).unwrap(),
+                ACCOUNT,
+            )
+        };
+        let r =
+            parse(r#"{"StreamName":"s1","PartitionKey":"k","Data":"YWJj","ExplicitHashKey":"5"}"#)
+                .unwrap();
+        let record = r.record.unwrap();
+        assert_eq!(record.explicit_hash_key, Some(5));
+        assert_eq!(&record.data[..], b"abc");
+        assert_eq!(r.sequence_number_for_ordering, None);
+        let key = "9".repeat(39);
+        let r = parse(&format!(
+            r#"{{"StreamName":"s1","PartitionKey":"k","Data":"YWJj","ExplicitHashKey":"{key}","SequenceNumberForOrdering":"1"}}"#
+        ))
+        .unwrap();
+        assert_eq!(r.record.unwrap_err().error_type, ErrorType::InvalidArgument);
+        assert_eq!(
+            r.sequence_number_for_ordering.unwrap().unwrap_err().message.as_deref(),
+            Some("ExclusiveMinimumSequenceNumber 1 used in PutRecord on stream s1 under account 123456789012 is invalid.")
         );
     }
 }
