@@ -34,3 +34,15 @@ pub use server::{
     ListenerLimits, NowMs, Reply,
 };
 pub use value::{Format, Input, Out};
+
+/// Runs `f`, which may wait on a file or the catalog, from async code without stalling the
+/// runtime: on a multi-threaded runtime the worker hands its other tasks to the rest first
+/// (`block_in_place`); elsewhere (a current-thread runtime in a test, or no runtime) it runs
+/// inline. Operations that write the catalog go through here: the blocking-work rule of
+/// ARCHITECTURE.md.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}

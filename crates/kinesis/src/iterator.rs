@@ -120,8 +120,11 @@ impl TokenKey {
     }
 
     fn mac(&self, kind: u8, body: &[u8]) -> Hmac<Sha256> {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
+        // HMAC pads a key shorter than the hash's block with zeros; doing it here gives the
+        // same MAC as a 32-byte key and a constructor that cannot fail.
+        let mut block = [0u8; 64];
+        block[..TokenKey::BYTES].copy_from_slice(&self.0);
+        let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new(&block.into());
         mac.update(&[kind]);
         mac.update(body);
         mac
@@ -239,9 +242,10 @@ impl PageToken {
         b.push(VERSION);
         b.extend_from_slice(&self.issued_ms.to_le_bytes());
         for s in [&self.scope, &self.after] {
-            let len = u32::try_from(s.len()).expect("a page token's strings are short");
+            // Stream names and shard ids: far below 4 GiB.
+            let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
             b.extend_from_slice(&len.to_le_bytes());
-            b.extend_from_slice(s.as_bytes());
+            b.extend_from_slice(&s.as_bytes()[..len as usize]);
         }
         key.seal(KIND_PAGE, b)
     }
@@ -297,6 +301,19 @@ pub fn java_date(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The zero-padded key block gives exactly HMAC-SHA256 under the 32-byte key.
+    #[test]
+    fn the_mac_is_hmac_sha256_of_the_key() {
+        let bytes = [7u8; TokenKey::BYTES];
+        let mut reference = <Hmac<Sha256> as Mac>::new_from_slice(&bytes).unwrap();
+        reference.update(&[1]);
+        reference.update(b"body");
+        assert_eq!(
+            TokenKey::new(bytes).mac(1, b"body").finalize().into_bytes(),
+            reference.finalize().into_bytes()
+        );
+    }
 
     #[test]
     fn iterator_round_trip_and_tamper() {

@@ -123,16 +123,35 @@ impl Subscriptions {
     }
 }
 
-fn message(headers: &[(&'static str, &str)], payload: Vec<u8>) -> Bytes {
+fn encode_message(
+    headers: &[(&'static str, &str)],
+    payload: Vec<u8>,
+) -> Result<Bytes, aws_smithy_eventstream::error::Error> {
     let headers = headers
         .iter()
         .map(|(k, v)| Header::new(*k, HeaderValue::String(v.to_string().into())))
         .collect();
     let m = Message::new_from_parts(headers, payload);
     let mut buf = Vec::with_capacity(m.payload().len() + 128);
-    aws_smithy_eventstream::frame::write_message_to(&m, &mut buf)
-        .expect("event-stream messages within the format's limits");
-    Bytes::from(buf)
+    aws_smithy_eventstream::frame::write_message_to(&m, &mut buf)?;
+    Ok(Bytes::from(buf))
+}
+
+/// One event-stream message. Events are far inside the format's limits (a few headers, at
+/// most [`EVENT_BYTES_MAX`] of records); should one ever not encode, the client gets an
+/// InternalFailure exception in its place.
+fn message(headers: &[(&'static str, &str)], payload: Vec<u8>) -> Bytes {
+    encode_message(headers, payload).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "an event-stream message did not encode");
+        encode_message(
+            &[
+                (":message-type", "exception"),
+                (":exception-type", "InternalFailure"),
+            ],
+            b"{}".to_vec(),
+        )
+        .unwrap_or_default()
+    })
 }
 
 fn event(event_type: &str, out: &Out, format: Format) -> Bytes {

@@ -60,6 +60,27 @@ use crate::limits::*;
 use crate::validate::{self, Validator};
 use sluice_aws::value::Input;
 
+/// Operations that may wait on a disk: they write the catalog (one fsync'd transaction) or,
+/// for GetShardIterator AT_TIMESTAMP, read a shard's index. They run through
+/// [`sluice_aws::blocking`].
+const CATALOG_OPERATIONS: &[&str] = &[
+    "CreateStream",
+    "DeleteStream",
+    "GetShardIterator",
+    "IncreaseStreamRetentionPeriod",
+    "DecreaseStreamRetentionPeriod",
+    "AddTagsToStream",
+    "RemoveTagsFromStream",
+    "SplitShard",
+    "MergeShards",
+    "UpdateShardCount",
+    "UpdateStreamMode",
+    "RegisterStreamConsumer",
+    "DeregisterStreamConsumer",
+    "EnableEnhancedMonitoring",
+    "DisableEnhancedMonitoring",
+];
+
 /// Every operation of the Kinesis API model; those sluice does not have answer with
 /// [`ApiError::not_implemented`], anything else with UnknownOperationException.
 pub const OPERATIONS: &[&str] = &[
@@ -152,9 +173,11 @@ impl Service {
 
     pub async fn call(&self, op: &str, input: Input<'_>) -> Result<Reply, ApiError> {
         let account = self.streams.config().account_id.as_str();
+        if CATALOG_OPERATIONS.contains(&op) {
+            // They write the catalog (an fsync) or read the log's index: off the async worker.
+            return sluice_aws::blocking(|| self.call_blocking(op, input));
+        }
         match op {
-            "CreateStream" => self.create_stream(CreateStreamRequest::parse(input)?),
-            "DeleteStream" => self.delete_stream(DeleteStreamRequest::parse(input, account)?),
             "DescribeStream" => self.describe_stream(DescribeStreamRequest::parse(input, account)?),
             "DescribeStreamSummary" => {
                 self.describe_stream_summary(DescribeStreamSummaryRequest::parse(input, account)?)
@@ -166,12 +189,35 @@ impl Service {
                     .await
             }
             "PutRecords" => self.put_records(input).await,
-            "GetShardIterator" => {
-                self.get_shard_iterator(GetShardIteratorRequest::parse(input, account)?)
-            }
             "GetRecords" => {
                 self.get_records(GetRecordsRequest::parse(input, account)?)
                     .await
+            }
+            "ListTagsForStream" => self.list_tags(ListTagsForStreamRequest::parse(input, account)?),
+            "DescribeLimits" => Ok(self.describe_limits()),
+            "DescribeStreamConsumer" => {
+                self.describe_stream_consumer(DescribeStreamConsumerRequest::parse(input, account)?)
+            }
+            "ListStreamConsumers" => {
+                self.list_stream_consumers(ListStreamConsumersRequest::parse(input, account)?)
+            }
+            "SubscribeToShard" => self.subscribe_to_shard(
+                crate::subscribe::SubscribeToShardRequest::parse(input, account)?,
+                input.format,
+            ),
+            other if OPERATIONS.contains(&other) => Err(crate::error::not_implemented(other)),
+            _ => Err(ApiError::unknown_operation()),
+        }
+    }
+
+    /// The operations of [`CATALOG_OPERATIONS`], run where blocking is allowed.
+    fn call_blocking(&self, op: &str, input: Input<'_>) -> Result<Reply, ApiError> {
+        let account = self.streams.config().account_id.as_str();
+        match op {
+            "CreateStream" => self.create_stream(CreateStreamRequest::parse(input)?),
+            "DeleteStream" => self.delete_stream(DeleteStreamRequest::parse(input, account)?),
+            "GetShardIterator" => {
+                self.get_shard_iterator(GetShardIteratorRequest::parse(input, account)?)
             }
             "IncreaseStreamRetentionPeriod" => self.retention(
                 IncreaseStreamRetentionPeriodRequest::parse(input, account)?,
@@ -185,8 +231,6 @@ impl Service {
             "RemoveTagsFromStream" => {
                 self.remove_tags(RemoveTagsFromStreamRequest::parse(input, account)?)
             }
-            "ListTagsForStream" => self.list_tags(ListTagsForStreamRequest::parse(input, account)?),
-            "DescribeLimits" => Ok(self.describe_limits()),
             "SplitShard" => self.split_shard(SplitShardRequest::parse(input, account)?),
             "MergeShards" => self.merge_shards(MergeShardsRequest::parse(input, account)?),
             "UpdateShardCount" => {
@@ -201,16 +245,6 @@ impl Service {
             "DeregisterStreamConsumer" => self.deregister_stream_consumer(
                 DeregisterStreamConsumerRequest::parse(input, account)?,
             ),
-            "DescribeStreamConsumer" => {
-                self.describe_stream_consumer(DescribeStreamConsumerRequest::parse(input, account)?)
-            }
-            "ListStreamConsumers" => {
-                self.list_stream_consumers(ListStreamConsumersRequest::parse(input, account)?)
-            }
-            "SubscribeToShard" => self.subscribe_to_shard(
-                crate::subscribe::SubscribeToShardRequest::parse(input, account)?,
-                input.format,
-            ),
             "EnableEnhancedMonitoring" => self.enhanced_monitoring_change(
                 EnableEnhancedMonitoringRequest::parse(input, account)?,
                 true,
@@ -219,7 +253,6 @@ impl Service {
                 DisableEnhancedMonitoringRequest::parse(input, account)?,
                 false,
             ),
-            other if OPERATIONS.contains(&other) => Err(crate::error::not_implemented(other)),
             _ => Err(ApiError::unknown_operation()),
         }
     }
