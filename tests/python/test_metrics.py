@@ -176,3 +176,42 @@ def test_health_is_json_and_plain_get_still_works(endpoint):
     assert len(all_shards) == h["shards"]["open"] + h["shards"]["closed"]
     assert all({"stream", "shard", "open", "state"} <= set(s) for s in all_shards)
     assert http_get(endpoint, "/health/live")[0] == 200
+
+
+def test_enhanced_monitoring_survives_a_restart(tmp_path, aws_env):
+    """The stream's shard-level metrics setting is kept in the catalog: after a restart
+    DescribeStream still shows it and /metrics still has the shard series."""
+    from conftest import _start_server, _stop, make_client, wait_active
+
+    data_dir = tmp_path / "data"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    srv = _start_server(data_dir, logs)
+    try:
+        c = make_client(srv.endpoint)
+        c.create_stream(StreamName="monitored", ShardCount=2)
+        wait_active(c, "monitored")
+        c.enable_enhanced_monitoring(StreamName="monitored",
+                                     ShardLevelMetrics=["IncomingBytes", "IncomingRecords"])
+    finally:
+        _stop(srv.proc)
+    srv = _start_server(data_dir, logs)
+    try:
+        c = make_client(srv.endpoint)
+        d = c.describe_stream(StreamName="monitored")["StreamDescription"]
+        assert sorted(d["EnhancedMonitoring"][0]["ShardLevelMetrics"]) == \
+            ["IncomingBytes", "IncomingRecords"]
+        c.put_record(StreamName="monitored", PartitionKey="k", Data=b"x")
+        shards = shard_series(scrape(srv.endpoint), "monitored")
+        assert any("incoming_records" in k for k in shards), shards
+        r = c.disable_enhanced_monitoring(StreamName="monitored", ShardLevelMetrics=["ALL"])
+        assert r["DesiredShardLevelMetrics"] == []
+    finally:
+        _stop(srv.proc)
+    srv = _start_server(data_dir, logs)
+    try:
+        c = make_client(srv.endpoint)
+        d = c.describe_stream(StreamName="monitored")["StreamDescription"]
+        assert d["EnhancedMonitoring"] == [{"ShardLevelMetrics": []}]
+    finally:
+        _stop(srv.proc)

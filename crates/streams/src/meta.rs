@@ -117,6 +117,10 @@ pub struct StreamMeta {
     /// When UpdateShardCount was called, over the last 24 hours (AWS allows 10 a day).
     #[serde(default)]
     pub shard_count_updates_ms: Vec<i64>,
+    /// The shard-level metrics enabled for the stream (enhanced monitoring): names the API layer
+    /// chose, kept here so they survive a restart.
+    #[serde(default)]
+    pub shard_level_metrics: Vec<String>,
 }
 
 fn default_max_record_size_kib() -> u32 {

@@ -576,6 +576,7 @@ mod tests {
             next_shard_index: count,
             consumers: Vec::new(),
             shard_count_updates_ms: Vec::new(),
+            shard_level_metrics: Vec::new(),
         }
     }
 

@@ -426,6 +426,7 @@ impl Streams {
             next_shard_index: shard_count,
             consumers: Vec::new(),
             shard_count_updates_ms: Vec::new(),
+            shard_level_metrics: Vec::new(),
         };
         // Shard directories first: a crash before the catalog write leaves only orphan
         // directories, removed on the next open.
@@ -703,6 +704,22 @@ impl Streams {
                 limit: TAGS_MAX,
             });
         }
+        self.catalog.put(&next)?;
+        *meta = next;
+        Ok(())
+    }
+
+    /// Records which shard-level metrics the stream has (enhanced monitoring), durably.
+    pub fn set_shard_level_metrics(
+        &self,
+        name: &str,
+        metrics: Vec<String>,
+    ) -> Result<(), StreamsError> {
+        let _guard = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
+        let stream = self.get(name)?;
+        let mut meta = stream.meta.write().unwrap_or_else(PoisonError::into_inner);
+        let mut next = meta.clone();
+        next.shard_level_metrics = metrics;
         self.catalog.put(&next)?;
         *meta = next;
         Ok(())

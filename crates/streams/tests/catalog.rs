@@ -1,5 +1,7 @@
 //! A damaged catalog is an error when the registry opens, never a panic when a stream is used.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use redb::{ReadableTable, TableDefinition};

@@ -2,6 +2,8 @@
 //! backpressure, stream consumers that read parents before children and resume from durable
 //! checkpoints, and readers ended by stream deletion and retention.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -3,6 +3,8 @@
 //! order they were written, and lineage, closing points and sequence ranges hold. Then the same
 //! after a restart (the catalog and the logs agree about what was closed where).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};

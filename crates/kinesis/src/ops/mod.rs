@@ -148,11 +148,36 @@ impl Service {
 
     /// The service with a given token key (tests, or a key kept elsewhere).
     pub fn with_token_key(streams: Arc<Streams>, tokens: TokenKey) -> Service {
-        Service {
+        let service = Service {
             streams,
             subscriptions: Default::default(),
             metrics: Default::default(),
             tokens,
+        };
+        service.restore_enhanced_monitoring();
+        service
+    }
+
+    /// Shard-level metrics stay enabled across a restart: they are read back from the catalog.
+    fn restore_enhanced_monitoring(&self) {
+        for name in self.streams.names() {
+            let Ok(view) = self.streams.describe(&name) else {
+                continue;
+            };
+            let set = view
+                .meta
+                .shard_level_metrics
+                .iter()
+                .filter_map(|m| crate::metrics::ShardLevelSet::parse(m))
+                .fold(crate::metrics::ShardLevelSet::NONE, |a, b| a.union(b));
+            if !set.is_empty() {
+                let open = view
+                    .shards
+                    .iter()
+                    .filter(|s| s.meta.is_open())
+                    .map(|s| s.meta.index);
+                self.metrics.set_enhanced(&name, true, set, open);
+            }
         }
     }
 

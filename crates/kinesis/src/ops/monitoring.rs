@@ -107,6 +107,17 @@ impl Service {
             .iter()
             .filter(|s| s.meta.is_open())
             .map(|s| s.meta.index);
+        // The stream's setting is kept in the catalog first, so it survives a restart.
+        let current = self.metrics.enhanced(name);
+        let desired = if enable {
+            current.union(change)
+        } else {
+            current.minus(change)
+        };
+        let names = desired.names().into_iter().map(String::from).collect();
+        self.streams
+            .set_shard_level_metrics(name, names)
+            .map_err(|e| self.ctx().map(e))?;
         let (current, desired) = self.metrics.set_enhanced(name, enable, change, shards);
         Ok(Reply::Body(
             Out::map()
