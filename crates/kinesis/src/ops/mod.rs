@@ -61,9 +61,11 @@ use crate::validate::{self, Validator};
 use sluice_aws::value::Input;
 
 /// Operations that may wait on a disk: they write the catalog (one fsync'd transaction) or,
-/// for GetShardIterator AT_TIMESTAMP, read a shard's index. They run through
+/// for a starting position AT_TIMESTAMP (GetShardIterator, SubscribeToShard), read a shard's
+/// index. They run through
 /// [`sluice_aws::blocking`].
 const CATALOG_OPERATIONS: &[&str] = &[
+    "SubscribeToShard",
     "CreateStream",
     "DeleteStream",
     "GetShardIterator",
@@ -226,10 +228,6 @@ impl Service {
             "ListStreamConsumers" => {
                 self.list_stream_consumers(ListStreamConsumersRequest::parse(input, account)?)
             }
-            "SubscribeToShard" => self.subscribe_to_shard(
-                crate::subscribe::SubscribeToShardRequest::parse(input, account)?,
-                input.format,
-            ),
             other if OPERATIONS.contains(&other) => Err(crate::error::not_implemented(other)),
             _ => Err(ApiError::unknown_operation()),
         }
@@ -277,6 +275,10 @@ impl Service {
             "DisableEnhancedMonitoring" => self.enhanced_monitoring_change(
                 DisableEnhancedMonitoringRequest::parse(input, account)?,
                 false,
+            ),
+            "SubscribeToShard" => self.subscribe_to_shard(
+                crate::subscribe::SubscribeToShardRequest::parse(input, account)?,
+                input.format,
             ),
             _ => Err(ApiError::unknown_operation()),
         }
