@@ -242,23 +242,21 @@ fn from_header(h: &str, headers: &HeaderMap) -> Result<Signed, ApiError> {
             "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. ",
         );
     }
-    if !missing.is_empty() {
+    let (Some(credential), Some(signed_headers), Some(signature), Some(amz_date)) =
+        (credential, signed_headers, signature, amz_date)
+    else {
         return Err(incomplete(&missing));
-    }
-    let (access_key, date, region, service) = split_credential(credential.unwrap())
+    };
+    let (access_key, date, region, service) = split_credential(credential)
         .ok_or_else(|| incomplete("Credential should be scoped to a valid region. "))?;
     Ok(Signed {
         access_key,
         date,
         region,
         service,
-        signed_headers: signed_headers
-            .unwrap()
-            .split(';')
-            .map(str::to_string)
-            .collect(),
-        signature: signature.unwrap().to_string(),
-        amz_date: amz_date.unwrap().to_string(),
+        signed_headers: signed_headers.split(';').map(str::to_string).collect(),
+        signature: signature.to_string(),
+        amz_date: amz_date.to_string(),
         expires_s: None,
     })
 }

@@ -16,11 +16,9 @@ fn client(e: &Endpoint) -> anyhow::Result<Client> {
     Ok(Client::new(&e.endpoint, &e.region, SigningKey::from_env())?)
 }
 
-fn print_json(v: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(v).expect("JSON values serialize")
-    );
+fn print_json(v: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
 }
 
 pub async fn stream(action: StreamAction, e: &Endpoint) -> anyhow::Result<()> {
@@ -77,7 +75,7 @@ pub async fn stream(action: StreamAction, e: &Endpoint) -> anyhow::Result<()> {
             let shards = c.call("ListShards", &json!({"StreamName": name})).await?;
             let mut out = summary["StreamDescriptionSummary"].clone();
             out["Shards"] = shards["Shards"].clone();
-            print_json(&out);
+            print_json(&out)?;
             Ok(())
         }
         StreamAction::Delete { name } => {
@@ -139,7 +137,7 @@ pub async fn put(args: PutArgs) -> anyhow::Result<()> {
             indicatif::ProgressStyle::with_template(
                 "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
             )
-            .expect("valid template"),
+            .context("progress bar template")?,
         ),
         (true, None) => indicatif::ProgressBar::new_spinner(),
         (false, _) => indicatif::ProgressBar::hidden(),

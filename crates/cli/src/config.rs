@@ -69,7 +69,7 @@ pub struct AccessKey {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: "127.0.0.1:4567".parse().unwrap(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 4567)),
             data_dir: PathBuf::from("sluice-data"),
             account_id: "000000000000".into(),
             region: "us-east-1".into(),

@@ -85,6 +85,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         })
     };
 
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let tls = match &config.tls {
         Some(t) => {
@@ -108,7 +110,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     sluice_aws::serve(listener, router, None, config.listener, async move {
-        shutdown().await;
+        shutdown(term).await;
         let _ = stop_tx.send(true);
     })
     .await?;
@@ -122,10 +124,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown() {
+/// Resolves on Ctrl-C or on SIGTERM (`term`, installed at startup so a failure to install it
+/// is a startup error).
+async fn shutdown(mut term: tokio::signal::unix::Signal) {
     let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("signal handler");
     tokio::select! {
         _ = ctrl_c => {}
         _ = term.recv() => {}

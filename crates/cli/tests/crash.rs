@@ -3,6 +3,8 @@
 //! acknowledged must be readable, with the sequence number it was acknowledged with, in order,
 //! and nothing else may be corrupt.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::HashMap;

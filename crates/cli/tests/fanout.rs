@@ -2,6 +2,8 @@
 //! SubscribeToShard over HTTP/2 (h2c) read with the sluice client's event-stream decoder (the
 //! SDK for Rust has no SubscribeToShard), signed with SigV4.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

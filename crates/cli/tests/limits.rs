@@ -1,6 +1,8 @@
 //! Every protocol limit of `sluice_kinesis::limits`, at the limit and one past it, against a
 //! real server.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use base64::Engine;

@@ -2,6 +2,8 @@
 //! count what the AWS SDK for Rust put and read and what a subscription pushed, shard-level
 //! series come and go with Enable/DisableEnhancedMonitoring, and `/health` answers its JSON.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,8 @@
 //! The AWS SDK for Rust against a real sluice server: every supported operation, and the
 //! errors a client sees.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use aws_sdk_kinesis::primitives::{Blob, DateTime};

@@ -144,11 +144,7 @@ impl crate::Client {
             "StartingPosition": starting_position,
         });
         let res = self
-            .send(
-                true,
-                "SubscribeToShard",
-                serde_json::to_vec(&body).expect("JSON values serialize"),
-            )
+            .send(true, "SubscribeToShard", body.to_string().into_bytes())
             .await?;
         if res.status().is_success() {
             return Ok(Subscription::new(res.into_body()));

@@ -128,10 +128,7 @@ impl Client {
         body: &serde_json::Value,
     ) -> Result<serde_json::Value, ClientError> {
         let bytes = self
-            .call_raw(
-                operation,
-                serde_json::to_vec(body).expect("JSON values serialize"),
-            )
+            .call_raw(operation, body.to_string().into_bytes())
             .await?;
         if bytes.is_empty() {
             return Ok(serde_json::Value::Null);

@@ -143,6 +143,10 @@ impl Ctx<'_> {
                 tracing::error!(request_id = sluice_aws::current_request_id().as_deref().unwrap_or("-"), error = %e, "catalog error");
                 ApiError::internal()
             }
+            StreamsError::Internal(e) => {
+                tracing::error!(request_id = sluice_aws::current_request_id().as_deref().unwrap_or("-"), error = %e, "internal error");
+                ApiError::internal()
+            }
         }
     }
 }

@@ -13,7 +13,7 @@
 //! Every run is bounded by `duration_s` and, optionally, `records_max`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -84,10 +84,29 @@ pub enum LoadError {
     Client(#[from] ClientError),
     #[error("{0}")]
     Setup(String),
+    #[error("encoding a request: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("latency histogram: {0}")]
+    Histogram(String),
 }
 
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
+/// An empty latency histogram (microseconds, 1 µs to 60 s). Tasks make theirs with
+/// [`Histogram::new_from`], which reuses these (valid) bounds.
+fn histogram() -> Result<Histogram<u64>, LoadError> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).map_err(|e| LoadError::Histogram(e.to_string()))
+}
+
+/// Adds a task's latencies into the run's histogram. A task that did not finish (it panicked
+/// or was cancelled) has none to add.
+async fn merge(
+    hist: &mut Histogram<u64>,
+    task: tokio::task::JoinHandle<Histogram<u64>>,
+) -> Result<(), LoadError> {
+    if let Ok(local) = task.await {
+        hist.add(&local)
+            .map_err(|e| LoadError::Histogram(e.to_string()))?;
+    }
+    Ok(())
 }
 
 fn latency(h: &Histogram<u64>) -> Latency {
@@ -198,7 +217,7 @@ pub async fn run(client: Client, o: Options) -> Result<Report, LoadError> {
 
 /// PutRecords bodies with random partition keys; the loop reuses them round-robin so the
 /// generator spends its time sending, not encoding.
-fn bodies(o: &Options, count: usize) -> Vec<Vec<u8>> {
+fn bodies(o: &Options, count: usize) -> Result<Vec<Vec<u8>>, LoadError> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(o.seed);
     let data: Vec<u8> = (0..o.record_bytes)
         .map(|_| rng.gen_range(b'a'..=b'z'))
@@ -207,7 +226,8 @@ fn bodies(o: &Options, count: usize) -> Vec<Vec<u8>> {
     (0..count)
         .map(|_| {
             let records: Vec<_> = (0..o.batch).map(|_| json!({"Data": data_b64, "PartitionKey": format!("pk-{}", rng.gen::<u64>())})).collect();
-            serde_json::to_vec(&json!({"StreamName": o.stream, "Records": records})).unwrap()
+            serde_json::to_vec(&json!({"StreamName": o.stream, "Records": records}))
+                .map_err(LoadError::from)
         })
         .collect()
 }
@@ -231,22 +251,17 @@ impl Totals {
 }
 
 async fn put(client: Client, o: Options, shard_count: usize) -> Result<Report, LoadError> {
-    let bodies = Arc::new(bodies(&o, 64));
+    let bodies = Arc::new(bodies(&o, 64)?);
     let totals = Totals::new();
-    let hist = Arc::new(Mutex::new(histogram()));
+    let mut hist = histogram()?;
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(o.duration_s);
     let tasks: Vec<_> = (0..o.concurrency)
         .map(|t| {
-            let (client, bodies, totals, hist, o) = (
-                client.clone(),
-                bodies.clone(),
-                totals.clone(),
-                hist.clone(),
-                o.clone(),
-            );
+            let (client, bodies, totals, o) =
+                (client.clone(), bodies.clone(), totals.clone(), o.clone());
+            let mut local = Histogram::new_from(&hist);
             tokio::spawn(async move {
-                let mut local = histogram();
                 let mut i = t;
                 while Instant::now() < deadline
                     && o.records_max
@@ -271,12 +286,12 @@ async fn put(client: Client, o: Options, shard_count: usize) -> Result<Report, L
                     }
                     totals.requests.fetch_add(1, Ordering::Relaxed);
                 }
-                hist.lock().unwrap().add(&local).unwrap();
+                local
             })
         })
         .collect();
     for t in tasks {
-        let _ = t.await;
+        merge(&mut hist, t).await?;
     }
     let records = totals.records.load(Ordering::Relaxed);
     let shape = Shape {
@@ -286,8 +301,7 @@ async fn put(client: Client, o: Options, shard_count: usize) -> Result<Report, L
         concurrency: o.concurrency,
         bytes: records * o.record_bytes as u64,
     };
-    let report = report(&o, shape, start, &totals, &hist.lock().unwrap());
-    Ok(report)
+    Ok(report(&o, shape, start, &totals, &hist))
 }
 
 /// `FailedRecordCount` of a PutRecords answer, without parsing the whole body.
@@ -323,15 +337,14 @@ async fn e2e(client: Client, o: Options, shards: Vec<String>) -> Result<Report, 
     let epoch = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let totals = Totals::new();
-    let hist = Arc::new(Mutex::new(histogram()));
+    let hist = histogram()?;
     let mut readers = Vec::new();
     for shard in &shards {
         let it = iterator(&client, &o.stream, shard, "LATEST").await?;
-        let (client, stop, hist, totals) =
-            (client.clone(), stop.clone(), hist.clone(), totals.clone());
+        let (client, stop, totals) = (client.clone(), stop.clone(), totals.clone());
+        let mut local = Histogram::new_from(&hist);
         readers.push(tokio::spawn(async move {
             let mut it = it;
-            let mut local = histogram();
             while !stop.load(Ordering::Relaxed) {
                 let r = match client
                     .call("GetRecords", &json!({"ShardIterator": it}))
@@ -356,10 +369,10 @@ async fn e2e(client: Client, o: Options, shards: Vec<String>) -> Result<Report, 
                     None => break,
                 }
             }
-            hist.lock().unwrap().add(&local).unwrap();
+            local
         }));
     }
-    Ok(produce_and_report(
+    produce_and_report(
         &client,
         &o,
         shards.len(),
@@ -367,9 +380,9 @@ async fn e2e(client: Client, o: Options, shards: Vec<String>) -> Result<Report, 
         stop,
         readers,
         &totals,
-        &hist,
+        hist,
     )
-    .await)
+    .await
 }
 
 /// The latency modes' second half: produce at the set rate while the readers run, let them
@@ -381,17 +394,17 @@ async fn produce_and_report(
     shards: usize,
     epoch: Instant,
     stop: Arc<AtomicBool>,
-    readers: Vec<tokio::task::JoinHandle<()>>,
+    readers: Vec<tokio::task::JoinHandle<Histogram<u64>>>,
     totals: &Totals,
-    hist: &Mutex<Histogram<u64>>,
-) -> Report {
+    mut hist: Histogram<u64>,
+) -> Result<Report, LoadError> {
     let start = Instant::now();
     produce(client, o, epoch, totals).await;
     // Let the readers catch up with the last records.
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
     for r in readers {
-        let _ = r.await;
+        merge(&mut hist, r).await?;
     }
     let records = totals.records.load(Ordering::Relaxed);
     let record_bytes = o.record_bytes.max(8);
@@ -402,8 +415,7 @@ async fn produce_and_report(
         concurrency: 1,
         bytes: records * record_bytes as u64,
     };
-    let report = report(o, shape, start, totals, &hist.lock().unwrap());
-    report
+    Ok(report(o, shape, start, totals, &hist))
 }
 
 /// The latency producer: one record per PutRecord, at `o.rate`, each stamped with its send
@@ -437,10 +449,7 @@ fn sent_at(data_b64: &str) -> Option<u64> {
     base64::engine::general_purpose::STANDARD
         .decode(data_b64)
         .ok()
-        .and_then(|d| {
-            d.get(..8)
-                .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
-        })
+        .and_then(|d| d.first_chunk::<8>().map(|b| u64::from_le_bytes(*b)))
 }
 
 /// The loadgen's registered consumer of the stream (registered if needed), once ACTIVE.
@@ -487,22 +496,21 @@ async fn efo(client: Client, o: Options, shards: Vec<String>) -> Result<Report, 
     let epoch = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let totals = Totals::new();
-    let hist = Arc::new(Mutex::new(histogram()));
+    let hist = histogram()?;
     let mut readers = Vec::new();
     for shard in &shards {
         let mut sub = client
             .subscribe_to_shard(&consumer_arn, shard, json!({"Type": "LATEST"}))
             .await?;
-        let (client, stop, hist, totals, consumer_arn, shard) = (
+        let (client, stop, totals, consumer_arn, shard) = (
             client.clone(),
             stop.clone(),
-            hist.clone(),
             totals.clone(),
             consumer_arn.clone(),
             shard.clone(),
         );
+        let mut local = Histogram::new_from(&hist);
         readers.push(tokio::spawn(async move {
-            let mut local = histogram();
             let mut continuation: Option<String> = None;
             while !stop.load(Ordering::Relaxed) {
                 let ev = tokio::select! {
@@ -548,10 +556,10 @@ async fn efo(client: Client, o: Options, shards: Vec<String>) -> Result<Report, 
                     }
                 }
             }
-            hist.lock().unwrap().add(&local).unwrap();
+            local
         }));
     }
-    Ok(produce_and_report(
+    produce_and_report(
         &client,
         &o,
         shards.len(),
@@ -559,59 +567,48 @@ async fn efo(client: Client, o: Options, shards: Vec<String>) -> Result<Report, 
         stop,
         readers,
         &totals,
-        &hist,
+        hist,
     )
-    .await)
+    .await
 }
 
 async fn read(client: Client, o: Options, shards: Vec<String>) -> Result<Report, LoadError> {
     let totals = Totals::new();
     let bytes = Arc::new(AtomicU64::new(0));
-    let hist = Arc::new(Mutex::new(histogram()));
+    let mut hist = histogram()?;
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(o.duration_s);
     let mut tasks = Vec::new();
     for shard in &shards {
         let it = iterator(&client, &o.stream, shard, "TRIM_HORIZON").await?;
-        let (client, totals, bytes, hist, o) = (
-            client.clone(),
-            totals.clone(),
-            bytes.clone(),
-            hist.clone(),
-            o.clone(),
-        );
+        let (client, totals, bytes, o) = (client.clone(), totals.clone(), bytes.clone(), o.clone());
+        let mut local = Histogram::new_from(&hist);
         tasks.push(tokio::spawn(async move {
             let mut it = it;
-            let mut local = histogram();
             while Instant::now() < deadline
                 && o.records_max
                     .is_none_or(|m| totals.records.load(Ordering::Relaxed) < m)
             {
                 let sent = Instant::now();
-                let r = match client
-                    .call_raw(
-                        "GetRecords",
-                        serde_json::to_vec(&json!({"ShardIterator": it})).unwrap(),
-                    )
-                    .await
-                {
-                    Ok(r) => r,
-                    Err(_) => {
-                        totals.errors.fetch_add(1, Ordering::Relaxed);
-                        break;
-                    }
+                // A request that cannot be encoded counts as a failed one.
+                let r = match serde_json::to_vec(&json!({"ShardIterator": it})) {
+                    Ok(body) => client.call_raw("GetRecords", body).await.ok(),
+                    Err(_) => None,
+                };
+                let Some(r) = r else {
+                    totals.errors.fetch_add(1, Ordering::Relaxed);
+                    break;
                 };
                 local.saturating_record(sent.elapsed().as_micros() as u64);
                 totals.requests.fetch_add(1, Ordering::Relaxed);
                 let v: serde_json::Value = serde_json::from_slice(&r).unwrap_or_default();
-                let recs = v["Records"].as_array().map(|a| a.len()).unwrap_or(0);
-                if recs == 0 {
+                let Some(recs) = v["Records"].as_array().filter(|a| !a.is_empty()) else {
                     break; // caught up: the shard is read
-                }
-                totals.records.fetch_add(recs as u64, Ordering::Relaxed);
-                let b: usize = v["Records"]
-                    .as_array()
-                    .unwrap()
+                };
+                totals
+                    .records
+                    .fetch_add(recs.len() as u64, Ordering::Relaxed);
+                let b: usize = recs
                     .iter()
                     .map(|r| {
                         r["Data"].as_str().map_or(0, |d| {
@@ -625,11 +622,11 @@ async fn read(client: Client, o: Options, shards: Vec<String>) -> Result<Report,
                     None => break,
                 }
             }
-            hist.lock().unwrap().add(&local).unwrap();
+            local
         }));
     }
     for t in tasks {
-        let _ = t.await;
+        merge(&mut hist, t).await?;
     }
     let records = totals.records.load(Ordering::Relaxed);
     let b = bytes.load(Ordering::Relaxed);
@@ -640,8 +637,7 @@ async fn read(client: Client, o: Options, shards: Vec<String>) -> Result<Report,
         concurrency: shards.len(),
         bytes: b,
     };
-    let report = report(&o, shape, start, &totals, &hist.lock().unwrap());
-    Ok(report)
+    Ok(report(&o, shape, start, &totals, &hist))
 }
 
 #[cfg(test)]

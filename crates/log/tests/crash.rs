@@ -5,6 +5,8 @@
 //!
 //! A plain `main` (harness = false), so the same binary can be the child (`--child DIR`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;

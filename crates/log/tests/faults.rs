@@ -5,6 +5,8 @@
 //! power-loss crash images at every sync point and at random moments, seeded (the seed is
 //! printed; set `FAULT_SEED` to replay).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};

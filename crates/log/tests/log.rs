@@ -1,5 +1,7 @@
 //! Behaviour of one shard log: append, read, reopen, roll, retention, recovery of a damaged tail.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -21,7 +23,10 @@ fn rec(i: usize) -> Record {
         } else {
             None
         },
-        data: format!("record number {i}").repeat(1 + i % 5).into_bytes().into(),
+        data: format!("record number {i}")
+            .repeat(1 + i % 5)
+            .into_bytes()
+            .into(),
     }
 }
 

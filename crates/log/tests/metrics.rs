@@ -1,6 +1,8 @@
 //! The log's metrics, through a recording `metrics` recorder installed for this test binary:
 //! the names exist, carry no labels, and move when they should.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};

@@ -1,6 +1,8 @@
 //! Property test: random appends, reads, time lookups, retention trims and reopens against a
 //! `Vec` model of the shard.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 

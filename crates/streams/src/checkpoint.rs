@@ -148,18 +148,30 @@ impl Row {
                 bytes.first()
             )));
         }
-        let u64_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+        // In range after the length check above; an error rather than a panic all the same.
+        let u64_at = |i: usize| {
+            bytes
+                .get(i..i + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_le_bytes)
+                .ok_or_else(|| {
+                    StreamsError::Catalog(format!(
+                        "checkpoint row of {} bytes has no 8 bytes at {i}",
+                        bytes.len()
+                    ))
+                })
+        };
         Ok(Row {
-            stream_uid: u64_at(2),
+            stream_uid: u64_at(2)?,
             checkpoint: Checkpoint {
                 sequence_number: SequenceNumber {
-                    shard_epoch: u64_at(10),
+                    shard_epoch: u64_at(10)?,
                     shard_index,
-                    position: u64_at(18),
+                    position: u64_at(18)?,
                 },
                 finished: bytes[1] & FLAG_FINISHED != 0,
             },
-            updated_ms: u64_at(26) as i64,
+            updated_ms: u64_at(26)? as i64,
         })
     }
 }

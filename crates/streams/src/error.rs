@@ -93,10 +93,19 @@ pub enum StreamsError {
     Log(#[from] sluice_log::LogError),
     #[error("catalog: {0}")]
     Catalog(String),
+    /// A broken internal invariant (a bug, not bad input or damaged data), reported as an
+    /// internal failure instead of a panic.
+    #[error("internal inconsistency: {0}")]
+    Internal(String),
 }
 
 impl StreamsError {
     pub(crate) fn catalog(e: impl std::fmt::Display) -> Self {
         StreamsError::Catalog(e.to_string())
+    }
+
+    /// A broken internal invariant: [`StreamsError::Internal`].
+    pub(crate) fn internal(what: impl std::fmt::Display) -> Self {
+        StreamsError::Internal(what.to_string())
     }
 }

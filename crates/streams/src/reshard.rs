@@ -132,22 +132,38 @@ impl Plan {
         }
     }
 
-    fn open_range(&self, index: u32) -> (u128, u128) {
-        self.next
-            .shard(index)
-            .expect("planned shards exist")
-            .hash_range()
+    /// The error for a shard the plan should hold but does not: a bug in the plan.
+    fn missing(&self, index: u32) -> StreamsError {
+        StreamsError::internal(format!(
+            "the reshard plan of stream {} has no shard {index}",
+            self.next.name
+        ))
     }
 
-    fn close(&mut self, index: u32, now: i64) {
+    fn shard(&self, index: u32) -> Result<&ShardMeta, StreamsError> {
+        self.next.shard(index).ok_or_else(|| self.missing(index))
+    }
+
+    fn shard_mut(&mut self, index: u32) -> Result<&mut ShardMeta, StreamsError> {
+        match self.next.shards.iter().position(|s| s.index == index) {
+            Some(at) => Ok(&mut self.next.shards[at]),
+            None => Err(self.missing(index)),
+        }
+    }
+
+    fn open_range(&self, index: u32) -> Result<(u128, u128), StreamsError> {
+        Ok(self.shard(index)?.hash_range())
+    }
+
+    fn close(&mut self, index: u32, now: i64) -> Result<(), StreamsError> {
         let created = self.created.contains(&index);
-        let s = self
-            .next
-            .shards
-            .iter_mut()
-            .find(|s| s.index == index)
-            .expect("planned shards exist");
-        assert!(s.is_open());
+        let name = self.next.name.clone();
+        let s = self.shard_mut(index)?;
+        if !s.is_open() {
+            return Err(StreamsError::internal(format!(
+                "the reshard plan of stream {name} closes shard {index} twice"
+            )));
+        }
         s.closed_ms = Some(now);
         if created {
             // Made and closed within this reshard: it never takes a record.
@@ -156,15 +172,20 @@ impl Plan {
             s.closed_end_offset = Some(u64::MAX); // filled in at commit
             self.closing.push(index);
         }
+        Ok(())
     }
 
-    fn create(&mut self, range: (u128, u128), parent: u32, adjacent: Option<u32>, now: i64) -> u32 {
-        let epoch_floor = [Some(parent), adjacent]
-            .into_iter()
-            .flatten()
-            .map(|p| self.next.shard(p).expect("parent exists").epoch + 1)
-            .max()
-            .unwrap_or(0);
+    fn create(
+        &mut self,
+        range: (u128, u128),
+        parent: u32,
+        adjacent: Option<u32>,
+        now: i64,
+    ) -> Result<u32, StreamsError> {
+        let mut epoch_floor = 0;
+        for p in [Some(parent), adjacent].into_iter().flatten() {
+            epoch_floor = epoch_floor.max(self.shard(p)?.epoch + 1);
+        }
         let index = self.next.next_shard_index;
         self.next.next_shard_index += 1;
         self.next.shards.push(ShardMeta {
@@ -179,29 +200,29 @@ impl Plan {
             closed_ms: None,
         });
         self.created.push(index);
-        index
+        Ok(index)
     }
 
-    fn split(&mut self, index: u32, at: u128, now: i64) -> (u32, u32) {
-        let (start, end) = self.open_range(index);
+    fn split(&mut self, index: u32, at: u128, now: i64) -> Result<(u32, u32), StreamsError> {
+        let (start, end) = self.open_range(index)?;
         debug_assert!(start < at && at <= end);
-        self.close(index, now);
-        let low = self.create((start, at - 1), index, None, now);
-        let high = self.create((at, end), index, None, now);
-        (low, high)
+        self.close(index, now)?;
+        let low = self.create((start, at - 1), index, None, now)?;
+        let high = self.create((at, end), index, None, now)?;
+        Ok((low, high))
     }
 
-    fn merge(&mut self, index: u32, adjacent: u32, now: i64) -> u32 {
-        let (a, b) = (self.open_range(index), self.open_range(adjacent));
+    fn merge(&mut self, index: u32, adjacent: u32, now: i64) -> Result<u32, StreamsError> {
+        let (a, b) = (self.open_range(index)?, self.open_range(adjacent)?);
         debug_assert!(a.1.checked_add(1) == Some(b.0));
-        self.close(index, now);
-        self.close(adjacent, now);
+        self.close(index, now)?;
+        self.close(adjacent, now)?;
         self.create((a.0.min(b.0), a.1.max(b.1)), index, Some(adjacent), now)
     }
 
     /// Splits at every boundary of `target` equal ranges, then merges the pieces within each
     /// range: every step is a legal split or merge, so lineage stays parent/adjacent-parent.
-    fn uniform(&mut self, target: u32, now: i64) {
+    fn uniform(&mut self, target: u32, now: i64) -> Result<(), StreamsError> {
         let targets = even_ranges(target);
         let open = self.next.open_ranges();
         let mut pieces = Vec::new();
@@ -209,7 +230,7 @@ impl Plan {
             let mut current = index;
             for boundary in targets.iter().skip(1).map(|t| t.0) {
                 if start < boundary && boundary <= end {
-                    let (low, high) = self.split(current, boundary, now);
+                    let (low, high) = self.split(current, boundary, now)?;
                     pieces.push(low);
                     current = high;
                 }
@@ -219,17 +240,21 @@ impl Plan {
         // Pieces are in hash order and each lies inside one target range.
         let mut by_target: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
         for p in pieces {
-            let start = self.open_range(p).0;
+            let start = self.open_range(p)?.0;
             let t = targets.partition_point(|r| r.0 <= start) - 1;
             by_target.entry(t).or_default().push(p);
         }
         for (_, group) in by_target {
             let mut it = group.into_iter();
-            let mut acc = it.next().expect("every target range has a piece");
+            // A group is only made by pushing a piece into it, so it is never empty.
+            let Some(mut acc) = it.next() else {
+                continue;
+            };
             for p in it {
-                acc = self.merge(acc, p, now);
+                acc = self.merge(acc, p, now)?;
             }
         }
+        Ok(())
     }
 }
 
@@ -296,7 +321,7 @@ impl Streams {
                     });
                 }
                 self.check_shard_limit(1)?;
-                plan.split(shard.0, at, now);
+                plan.split(shard.0, at, now)?;
             }
             Reshard::Merge { shard, adjacent } => {
                 let a = open_shard(shard)?.hash_range();
@@ -309,7 +334,7 @@ impl Streams {
                         adjacent_shard_id: adjacent.to_string(),
                     });
                 }
-                plan.merge(shard.0, adjacent.0, now);
+                plan.merge(shard.0, adjacent.0, now)?;
             }
             Reshard::Uniform { target } => {
                 if origin == Origin::Api {
@@ -341,7 +366,7 @@ impl Streams {
                 if target > previous_open {
                     self.check_shard_limit(target - previous_open)?;
                 }
-                plan.uniform(target, now);
+                plan.uniform(target, now)?;
             }
         }
         plan.next.status = StreamStatus::Updating;
@@ -372,29 +397,20 @@ impl Streams {
         let uid = plan.next.uid;
         let mut created = BTreeMap::new();
         for index in &plan.created {
-            let meta = plan
-                .next
-                .shard(*index)
-                .expect("created shards exist")
-                .clone();
+            let meta = plan.shard(*index)?.clone();
             created.insert(*index, self.open_shard(uid, &meta, true)?);
         }
         let mut meta = stream.meta.write().unwrap_or_else(PoisonError::into_inner);
         let mut topo = stream.topo.write().unwrap_or_else(PoisonError::into_inner);
-        let mut ends = Vec::with_capacity(plan.closing.len());
-        for index in &plan.closing {
-            let shard = &topo.shards[index];
+        let closing = std::mem::take(&mut plan.closing);
+        let mut ends = Vec::with_capacity(closing.len());
+        for index in closing {
+            let shard = &topo.shards[&index];
             // Everything queued before the write lock was taken is durable after this.
             shard.log.sync()?;
             let end = shard.log.end_offset();
-            ends.push((*index, end));
-            let s = plan
-                .next
-                .shards
-                .iter_mut()
-                .find(|s| s.index == *index)
-                .expect("closing shards exist");
-            s.closed_end_offset = Some(end);
+            ends.push((index, end));
+            plan.shard_mut(index)?.closed_end_offset = Some(end);
         }
         self.catalog.put(&plan.next)?;
         let mut shards = topo.shards.clone();
@@ -596,7 +612,7 @@ mod tests {
         for from in 1..=12u32 {
             for to in from.div_ceil(2)..=from * 2 {
                 let mut plan = Plan::new(&meta(from));
-                plan.uniform(to, 100);
+                plan.uniform(to, 100).unwrap();
                 assert_eq!(open_ranges(&plan.next), even_ranges(to), "{from} -> {to}");
                 // Every new shard's parents are closed, and a child's epoch is above them.
                 for s in &plan.next.shards {
@@ -629,16 +645,16 @@ mod tests {
                 let (start, end, index) = open[(next() as usize) % open.len()];
                 if end - start > 4 && next() % 3 != 0 {
                     let at = start + 2 + (next() as u128 % (end - start - 3));
-                    plan.split(index, at, 100);
+                    plan.split(index, at, 100).unwrap();
                 } else if open.len() > 1 {
                     let i = (next() as usize) % (open.len() - 1);
-                    plan.merge(open[i].2, open[i + 1].2, 100);
+                    plan.merge(open[i].2, open[i + 1].2, 100).unwrap();
                 }
             }
             let n = plan.next.open_shard_count();
             let target = n.div_ceil(2) + (next() as u32 % (2 * n - n.div_ceil(2) + 1));
             let before = plan.next.shards.len();
-            plan.uniform(target, 200);
+            plan.uniform(target, 200).unwrap();
             assert_eq!(open_ranges(&plan.next), even_ranges(target));
             for s in &plan.next.shards[before..] {
                 let parents: Vec<&ShardMeta> = [s.parent, s.adjacent_parent]
@@ -663,11 +679,11 @@ mod tests {
     #[test]
     fn doubling_splits_each_shard_once() {
         let mut plan = Plan::new(&meta(2));
-        plan.uniform(4, 100);
+        plan.uniform(4, 100).unwrap();
         assert_eq!(plan.next.shards.len(), 6);
         assert_eq!(plan.closing, vec![0, 1]);
         let mut plan = Plan::new(&meta(4));
-        plan.uniform(2, 100);
+        plan.uniform(2, 100).unwrap();
         assert_eq!(plan.next.shards.len(), 6);
         assert_eq!(plan.next.shards[4].parent, Some(0));
         assert_eq!(plan.next.shards[4].adjacent_parent, Some(1));

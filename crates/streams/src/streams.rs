@@ -787,11 +787,23 @@ impl Streams {
             fn finish_group(&mut self) {
                 self.groups_left -= 1;
                 if self.groups_left == 0 {
+                    // `done` is taken here only, once, when the last group finishes.
+                    let Some(done) = self.done.take() else {
+                        return;
+                    };
+                    // Every group sets its records' outcomes before it finishes.
                     let results = std::mem::take(&mut self.results)
                         .into_iter()
-                        .map(|r| r.expect("every record has an outcome"))
+                        .enumerate()
+                        .map(|(i, r)| {
+                            r.unwrap_or_else(|| {
+                                Err(StreamsError::internal(format!(
+                                    "record {i} of a put has no outcome"
+                                )))
+                            })
+                        })
                         .collect();
-                    (self.done.take().expect("done is called once"))(results);
+                    done(results);
                 }
             }
         }
@@ -803,7 +815,18 @@ impl Streams {
         let now = self.now_ms();
         let enforce = self.config.throughput.enforce;
         for (shard_index, (mut places, mut recs)) in groups {
-            let shard = topo.shards[&shard_index].clone();
+            // Routes come from this same topology, so the shard is there; if it were not, its
+            // records fail alone instead of the server panicking.
+            let Some(shard) = topo.shards.get(&shard_index).cloned() else {
+                let mut p = pending.lock().unwrap_or_else(PoisonError::into_inner);
+                for place in places {
+                    p.results[place] = Some(Err(StreamsError::internal(format!(
+                        "stream {name} routes to shard {shard_index}, which it does not have"
+                    ))));
+                }
+                p.finish_group();
+                continue;
+            };
             let size = |r: &Record| r.data.len() + r.partition_key.len();
             shard.throughput.offer(
                 recs.len() as u64,
@@ -814,11 +837,13 @@ impl Streams {
                 let admitted = shard.throughput.admit_writes(recs.iter().map(size), now);
                 if admitted.iter().any(|a| !a) {
                     let mut p = pending.lock().unwrap_or_else(PoisonError::into_inner);
-                    let mut keep = admitted.iter();
+                    // One verdict per record, in order.
                     let mut kept_places = Vec::with_capacity(places.len());
-                    for place in places {
-                        if *keep.next().expect("one verdict per record") {
+                    let mut kept_recs = Vec::with_capacity(recs.len());
+                    for ((place, rec), admit) in places.into_iter().zip(recs).zip(admitted) {
+                        if admit {
                             kept_places.push(place);
+                            kept_recs.push(rec);
                         } else {
                             p.results[place] = Some(Err(StreamsError::ThroughputExceeded {
                                 stream: name.to_string(),
@@ -828,8 +853,7 @@ impl Streams {
                         }
                     }
                     places = kept_places;
-                    let mut keep = admitted.iter();
-                    recs.retain(|_| *keep.next().expect("one verdict per record"));
+                    recs = kept_recs;
                     if recs.is_empty() {
                         p.finish_group();
                         continue;

@@ -1,4 +1,6 @@
 //! A real `sluice serve` on 127.0.0.1:0 in a temporary directory, ended (by PID) on drop.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
