@@ -6,28 +6,14 @@ use std::collections::BTreeMap;
 use sluice_streams::ConsumerView;
 
 use crate::error::ApiError;
-use crate::iterator::PageToken;
 use crate::limits::*;
 use crate::ops::shards::stream_from_arn;
-use crate::ops::{present, Deferred, Reply, Service, StreamTarget};
+use crate::ops::{present, stream_arn_member, Deferred, Reply, Service, StreamTarget};
 use crate::validate::{self, Validator};
 use sluice_aws::value::{Input, Out};
 
 const CONSUMER_ARN_PATTERN: &str =
     "^(arn):aws.*:kinesis:.*:\\d{12}:.*stream\\/[a-zA-Z0-9_.-]+\\/consumer\\/[a-zA-Z0-9_.-]+:[0-9]+";
-
-fn stream_arn_member(v: &mut Validator, arn: Option<&str>, required: bool) {
-    if required {
-        v.required(arn, "streamARN");
-    }
-    v.pattern(
-        arn,
-        "streamARN",
-        "arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+",
-        validate::is_stream_arn,
-    );
-    v.str_len(arn, "streamARN", 1, STREAM_ARN_CHARS_MAX);
-}
 
 pub(crate) fn consumer_arn_member(v: &mut Validator, arn: Option<&str>) {
     v.pattern(arn, "consumerARN", CONSUMER_ARN_PATTERN, |s| {
@@ -354,13 +340,9 @@ impl Service {
             .map(|c| self.consumer_out(c, false))
             .collect();
         let next = has_more.then(|| {
-            Out::Str(
-                PageToken {
-                    scope: "ListStreamConsumers".into(),
-                    after: format!("{stream}\n{}", consumers[page - 1].meta.name),
-                    issued_ms: self.streams.now_ms(),
-                }
-                .encode(&self.tokens),
+            self.next_token_out(
+                "ListStreamConsumers",
+                format!("{stream}\n{}", consumers[page - 1].meta.name),
             )
         });
         Ok(Reply::Body(

@@ -284,6 +284,18 @@ impl Service {
         }
     }
 
+    /// A NextToken for the page after `after`, sealed for `scope` (the operation).
+    pub(crate) fn next_token_out(&self, scope: &str, after: String) -> sluice_aws::Out {
+        sluice_aws::Out::Str(
+            PageToken {
+                scope: scope.into(),
+                after,
+                issued_ms: self.streams.now_ms(),
+            }
+            .encode(&self.tokens),
+        )
+    }
+
     pub(crate) fn page_token(&self, token: &str, scope: &str) -> Result<PageToken, ApiError> {
         let invalid = || ApiError::invalid_argument(format!("Invalid NextToken: {token}"));
         let t = PageToken::decode(&self.tokens, token)
@@ -323,6 +335,21 @@ impl StreamTarget {
     }
 }
 
+/// The checks of a `StreamARN` member (its pattern and length), in the `streamARN` position of
+/// AWS's order.
+pub(crate) fn stream_arn_member(v: &mut Validator, arn: Option<&str>, required: bool) {
+    if required {
+        v.required(arn, "streamARN");
+    }
+    v.pattern(
+        arn,
+        "streamARN",
+        "arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+",
+        validate::is_stream_arn,
+    );
+    v.str_len(arn, "streamARN", 1, STREAM_ARN_CHARS_MAX);
+}
+
 /// Reads `StreamName`/`StreamARN`: their constraints go to `v` (in the `streamName` position of
 /// AWS's order); a name and an ARN that disagree, or an ARN of another account, are errors of
 /// their own.
@@ -338,13 +365,7 @@ pub(crate) fn stream_member(
         v.required(None::<&str>, "streamName");
     }
     v.name(name, "streamName", STREAM_NAME_CHARS_MAX);
-    v.pattern(
-        arn,
-        "streamARN",
-        "arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+",
-        validate::is_stream_arn,
-    );
-    v.str_len(arn, "streamARN", 1, STREAM_ARN_CHARS_MAX);
+    stream_arn_member(v, arn, false);
     Ok(
         match (
             name,

@@ -4,7 +4,6 @@
 use sluice_streams::{ShardId, ShardView, StreamMode, StreamView, StreamsError};
 
 use crate::error::ApiError;
-use crate::iterator::PageToken;
 use crate::limits::*;
 use crate::ops::{present, stream_member, Reply, Service, StreamTarget};
 use crate::validate::{self, Validator};
@@ -364,14 +363,7 @@ impl UpdateStreamModeRequest {
             Some(d) => d.str("StreamMode")?,
             None => None,
         };
-        v.required(arn, "streamARN");
-        v.pattern(
-            arn,
-            "streamARN",
-            "arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+",
-            validate::is_stream_arn,
-        );
-        v.str_len(arn, "streamARN", 1, STREAM_ARN_CHARS_MAX);
+        crate::ops::stream_arn_member(&mut v, arn, true);
         v.required(details, "streamModeDetails");
         if details.is_some() {
             v.required(mode, "streamModeDetails.streamMode");
@@ -569,17 +561,13 @@ impl Service {
             .collect();
         let next = has_more.then(|| {
             let last = shards[page - 1].shard_id().to_string();
-            Out::Str(
-                PageToken {
-                    scope: "ListShards".into(),
-                    after: format!(
-                        "{name}\n{last}\n{}\n{}",
-                        filter_type.map(ShardFilterType::as_str).unwrap_or_default(),
-                        filter_ts.map(|t| t.to_string()).unwrap_or_default()
-                    ),
-                    issued_ms: self.streams.now_ms(),
-                }
-                .encode(&self.tokens),
+            self.next_token_out(
+                "ListShards",
+                format!(
+                    "{name}\n{last}\n{}\n{}",
+                    filter_type.map(ShardFilterType::as_str).unwrap_or_default(),
+                    filter_ts.map(|t| t.to_string()).unwrap_or_default()
+                ),
             )
         });
         Ok(Reply::Body(

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use sluice_streams::{ShardView, StreamMode, StreamName, StreamSpec, StreamStatus};
 
 use crate::error::ApiError;
-use crate::iterator::PageToken;
 use crate::limits::*;
 use crate::ops::check_tags;
 use crate::ops::{present, stream_member, Deferred, Reply, Service, StreamTarget};
@@ -376,16 +375,8 @@ impl Service {
                 );
             }
         }
-        let next = has_more.then(|| {
-            Out::Str(
-                PageToken {
-                    scope: "ListStreams".into(),
-                    after: names.last().cloned().unwrap_or_default(),
-                    issued_ms: self.streams.now_ms(),
-                }
-                .encode(&self.tokens),
-            )
-        });
+        let next = has_more
+            .then(|| self.next_token_out("ListStreams", names.last().cloned().unwrap_or_default()));
         Ok(Reply::Body(
             Out::map()
                 .set(
