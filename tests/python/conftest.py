@@ -378,7 +378,8 @@ def _binary() -> Path:
     return Path(env) if env else REPO / "target" / "debug" / "sluice"
 
 
-def _start_server(data_dir: Path, log_dir: Path, extra_env: dict | None = None) -> Server:
+def _start_server(data_dir: Path, log_dir: Path, extra_env: dict | None = None,
+                  config: Path | None = None) -> Server:
     binary = _binary()
     if not binary.exists():
         pytest.fail(f"sluice binary not found at {binary} (build it, or set SLUICE_BIN)", pytrace=False)
@@ -388,10 +389,15 @@ def _start_server(data_dir: Path, log_dir: Path, extra_env: dict | None = None) 
     # environment; the tests rely on the defaults, so none of the caller's reach it.
     # extra_env adds settings a test needs on purpose (access keys, for the auth tests).
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+    # Lambda handlers run with this Python (the suite's .venv, which has awslambdaric).
+    env["SLUICE_LAMBDA_PYTHON"] = sys.executable
     env.update(extra_env or {})
     env.setdefault("RUST_BACKTRACE", "1")
+    args = [str(binary), "serve", "--data-dir", str(data_dir), "--listen", "127.0.0.1:0"]
+    if config is not None:
+        args += ["--config", str(config)]
     proc = subprocess.Popen(
-        [str(binary), "serve", "--data-dir", str(data_dir), "--listen", "127.0.0.1:0"],
+        args,
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr_f, env=env, cwd=str(log_dir),
     )
     stderr_f.close()

@@ -28,6 +28,16 @@ pub enum ErrorType {
     InvalidSignature,
     IncompleteSignature,
     AccessDenied,
+    // Lambda's (REST-JSON; the body carries `Type` and `message` or `Message`).
+    InvalidParameterValue,
+    ResourceConflict,
+    TooManyRequests,
+    RequestEntityTooLarge,
+    InvalidRuntime,
+    InvalidRequestContent,
+    PreconditionFailed,
+    /// Lambda's internal error (`ServiceException`).
+    Service,
 }
 
 impl ErrorType {
@@ -52,6 +62,14 @@ impl ErrorType {
             ErrorType::InvalidSignature => "InvalidSignatureException",
             ErrorType::IncompleteSignature => "IncompleteSignatureException",
             ErrorType::AccessDenied => "AccessDeniedException",
+            ErrorType::InvalidParameterValue => "InvalidParameterValueException",
+            ErrorType::ResourceConflict => "ResourceConflictException",
+            ErrorType::TooManyRequests => "TooManyRequestsException",
+            ErrorType::RequestEntityTooLarge => "RequestEntityTooLargeException",
+            ErrorType::InvalidRuntime => "InvalidRuntimeException",
+            ErrorType::InvalidRequestContent => "InvalidRequestContentException",
+            ErrorType::PreconditionFailed => "PreconditionFailedException",
+            ErrorType::Service => "ServiceException",
         }
     }
 }

@@ -5,7 +5,8 @@
 //! Each crate owns its section, as a serde struct with its defaults and `deny_unknown_fields`:
 //! `[storage]` is `sluice_log::LogConfig`, `[streams]` `sluice_streams::StreamsConfig`,
 //! `[throughput]` and `[on_demand]` its `ThroughputConfig` and `OnDemandScaling`, `[cors]` and
-//! `[listener]` `sluice_aws::Cors` and `ListenerLimits`; [`Config`] only nests them. The file is
+//! `[listener]` `sluice_aws::Cors` and `ListenerLimits`, `[lambda]` `sluice_lambda::LambdaConfig`;
+//! [`Config`] only nests them. The file is
 //! read into a `toml::Table`, every override is written into that table under its dotted key,
 //! and the table is deserialized once: an override goes through the same type checks as the
 //! file, and an unknown key anywhere is an error naming it.
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context};
 use serde::{Deserialize, Serialize};
 use sluice_aws::{Cors, ListenerLimits};
+use sluice_lambda::LambdaConfig;
 use sluice_streams::{LogConfig, OnDemandScaling, StreamsConfig, ThroughputConfig};
 use toml::{Table, Value};
 
@@ -40,6 +42,8 @@ pub struct Config {
     pub on_demand: OnDemandScaling,
     pub cors: Cors,
     pub listener: ListenerLimits,
+    /// Lambda: the process pools that run handlers, and functions declared in the file.
+    pub lambda: LambdaConfig,
     /// A second, TLS listener; none by default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSection>,
@@ -79,6 +83,7 @@ impl Default for Config {
             on_demand: OnDemandScaling::default(),
             cors: Cors::default(),
             listener: ListenerLimits::default(),
+            lambda: LambdaConfig::default(),
             tls: None,
             access_keys: Vec::new(),
         }
@@ -153,6 +158,7 @@ pub const ENV_OVERRIDES: &[(&str, &str, Kind)] = &[
         "cors.allowed_origins",
         Kind::StrList,
     ),
+    ("SLUICE_LAMBDA_PYTHON", "lambda.python", Kind::Str),
     ("SLUICE_TLS_LISTEN", "tls.listen", Kind::Str),
     ("SLUICE_TLS_CERT_FILE", "tls.cert_file", Kind::Str),
     ("SLUICE_TLS_KEY_FILE", "tls.key_file", Kind::Str),
@@ -343,6 +349,9 @@ impl Config {
             .validate()
             .map_err(|e| anyhow!("[on_demand] {e}"))?;
         self.cors.validate().map_err(|e| anyhow!("[cors] {e}"))?;
+        self.lambda
+            .validate()
+            .map_err(|e| anyhow!("[lambda] {e}"))?;
         Ok(())
     }
 
@@ -378,10 +387,11 @@ mod tests {
         std::fs::read_to_string(path).unwrap()
     }
 
-    /// The example with its commented-out optional blocks (`[tls]`, `[[access_keys]]`, which
-    /// have no defaults) uncommented: from their header to the next line not starting `# `.
+    /// The example with its commented-out optional blocks (`[tls]`, `[[access_keys]]`,
+    /// `[[lambda.functions]]`, which have no defaults) uncommented: from their header to the
+    /// next line not starting `# `.
     fn uncommented(text: &str) -> String {
-        let headers = ["# [tls]", "# [[access_keys]]"];
+        let headers = ["# [tls]", "# [[access_keys]]", "# [[lambda.functions]]"];
         let mut found = 0;
         let mut in_block = false;
         let mut out = String::new();
@@ -484,15 +494,16 @@ mod tests {
         let parsed: Config = toml::from_str(&text).unwrap();
         assert!(parsed.tls.is_some());
         assert_eq!(parsed.access_keys.len(), 1);
+        assert_eq!(parsed.lambda.functions.len(), 1);
         assert_eq!(keys_of(&raw), keys_of(&serialized(&parsed)));
         let added: BTreeSet<_> = keys_of(&raw)
             .difference(&keys_of(&toml::from_str(&example()).unwrap()))
             .cloned()
             .collect();
         assert!(
-            added
-                .iter()
-                .all(|k| k.starts_with("tls.") || k.starts_with("access_keys[].")),
+            added.iter().all(|k| k.starts_with("tls.")
+                || k.starts_with("access_keys[].")
+                || k.starts_with("lambda.functions[].")),
             "{added:?}"
         );
     }
@@ -548,6 +559,7 @@ mod tests {
             ("[listener]\nconnections = 5\n", "connections"),
             ("[cors]\norigins = []\n", "origins"),
             ("[metrics]\n", "metrics"),
+            ("[lambda]\npythn = \"x\"\n", "pythn"),
         ] {
             let e = format!("{:#}", resolve(Some(text), &[]).unwrap_err());
             assert!(e.contains(&format!("unknown field `{key}`")), "{e}");
@@ -571,6 +583,14 @@ mod tests {
                 "[cors] allowed_origins",
             ),
             ("account_id = \"12\"\n", "account_id"),
+            (
+                "[lambda]\nfunction_concurrency_max = 0\n",
+                "[lambda] function_concurrency_max",
+            ),
+            (
+                "[[lambda.functions]]\nname = \"f\"\nruntime = \"python3.12\"\nhandler = \"a.b\"\ncode_dir = \".\"\ntimeout_s = 901\n",
+                "timeout_s",
+            ),
         ] {
             let e = format!("{:#}", resolve(Some(text), &[]).unwrap_err());
             assert!(e.contains(wanted), "{text}: {e}");

@@ -1,8 +1,10 @@
-//! The `sluice` binary: command-line parsing and glue. `serve` runs the server; the other
-//! commands are clients of a running server over the Kinesis API.
+//! The `sluice` binary: command-line parsing and glue. `serve` runs the server; `logs` reads a
+//! function's log in the data directory; the other commands are clients of a running server
+//! over the Kinesis API.
 
 mod client_cmds;
 mod config;
+mod logs;
 mod observe;
 mod serve;
 
@@ -59,6 +61,8 @@ enum Command {
     Tail(TailArgs),
     /// Load-generate against a Kinesis-compatible endpoint and print a JSON report.
     Bench(BenchArgs),
+    /// Print what a Lambda function's processes wrote (its log in the data directory).
+    Logs(LogsArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -75,6 +79,21 @@ pub struct ServeArgs {
     /// `group_commit` (durable before acknowledgement) or `interval`.
     #[arg(long)]
     pub sync: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LogsArgs {
+    /// The function's name.
+    pub function: String,
+    /// Keep printing lines as they are written.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// The server's data directory (overrides the config file and SLUICE_DATA_DIR).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The server's TOML configuration file, for its data directory.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -201,6 +220,7 @@ fn main() -> anyhow::Result<()> {
             Command::Put(args) => client_cmds::put(args).await,
             Command::Tail(args) => client_cmds::tail(args).await,
             Command::Bench(args) => client_cmds::bench(args).await,
+            Command::Logs(args) => logs::run(args).await,
         }
     })
 }

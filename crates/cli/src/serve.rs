@@ -1,4 +1,5 @@
-//! `sluice serve`: open the stream registry, serve the Kinesis API, run maintenance.
+//! `sluice serve`: open the stream registry and the function store, serve the Kinesis and
+//! Lambda APIs, run maintenance.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,6 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use sluice_aws::{Credentials, Gateway};
 use sluice_kinesis::Service;
+use sluice_lambda::{Lambda, LambdaOptions};
+use sluice_runtime::Runtimes;
 use sluice_streams::{Streams, SystemClock};
 
 use crate::config::Config;
@@ -47,6 +50,37 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "any credentials accepted"
     };
     let kinesis = Arc::new(Service::new(streams.clone())?);
+    let lambda = {
+        let clock = streams.clone();
+        // Handlers get credentials sluice accepts, for AWS SDKs calls back to it.
+        let handler_access_key = config
+            .access_keys
+            .first()
+            .map(|k| (k.access_key_id.clone(), k.secret_access_key.clone()))
+            .unwrap_or_else(|| ("test".into(), "test".into()));
+        // A declared function's relative code_dir is relative to the configuration file.
+        let mut lambda_config = config.lambda.clone();
+        if let Some(dir) = args.config.as_deref().and_then(|p| p.parent()) {
+            for f in &mut lambda_config.functions {
+                if f.code_dir.is_relative() {
+                    f.code_dir = dir.join(&f.code_dir);
+                }
+            }
+        }
+        let options = LambdaOptions {
+            config: lambda_config,
+            data_dir: data_dir.clone(),
+            region: config.region.clone(),
+            account_id: config.account_id.clone(),
+            credentials: credentials.clone(),
+            handler_access_key,
+            now_ms: Arc::new(move || clock.now_ms()),
+        };
+        let runtimes = Arc::new(Runtimes::new(config.lambda.runtimes_config()));
+        tokio::task::spawn_blocking(move || Lambda::open(options, runtimes))
+            .await?
+            .context("opening the Lambda function store")?
+    };
     let observer = crate::observe::Observer {
         prometheus: prometheus.clone(),
         streams: streams.clone(),
@@ -56,8 +90,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let router = {
         let clock = streams.clone();
-        Gateway::new(credentials, Arc::new(move || clock.now_ms()))
-            .json(kinesis)
+        let mut gateway = Gateway::new(credentials, Arc::new(move || clock.now_ms())).json(kinesis);
+        let lambda_router = lambda.router();
+        for prefix in sluice_lambda::PATH_PREFIXES {
+            gateway = gateway.rest(prefix, lambda_router.clone());
+        }
+        gateway
             .routes(crate::observe::routes(Arc::new(observer)))
             .cors(config.cors.clone())
             .into_router()
@@ -67,9 +105,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    // Handlers reach sluice on the loopback when it listens on every address.
+    let handler_addr = if addr.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    lambda.set_endpoint_url(format!("http://{handler_addr}"));
     println!("sluice listening on http://{addr}");
     println!("sluice data directory: {}", data_dir.display());
-    tracing::info!(%addr, data_dir = %data_dir.display(), sync = ?config.storage.sync, auth, "sluice started");
+    tracing::info!(%addr, data_dir = %data_dir.display(), sync = ?config.storage.sync, auth, functions = lambda.function_count(), "sluice started");
 
     let upkeep = crate::observe::spawn_upkeep(prometheus);
     let maintenance = {
@@ -119,6 +164,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     maintenance.abort();
     upkeep.abort();
+    lambda.shutdown().await;
     tracing::info!("shutting down: finishing queued writes");
     tokio::task::spawn_blocking(move || streams.close()).await?;
     Ok(())

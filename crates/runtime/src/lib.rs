@@ -8,13 +8,41 @@
 //! - [`Invocation`]: one event to run, with the ids and deadline the Runtime API hands out.
 //! - [`Runtimes`]: the warm process pools, one per function; [`Runtimes::invoke`] runs one
 //!   invocation on an idle process (starting one, up to the function's concurrency) and returns
-//!   its [`InvokeResult`].
+//!   its [`InvokeResult`]: an [`InvokeOutcome`] (the response, the function's error, a timeout,
+//!   or the runtime's failure in Lambda's words) with the tail of the invocation's output.
+//!
+//! Inside:
+//! - `pool`: a pool per function version (keyed by name and version, rebuilt when the spec
+//!   changes): idle processes (warmest reused first), a semaphore of `concurrency_max` slots
+//!   with a bounded wait (`queue_wait_ms`, then [`RuntimeError::Throttled`]), the deadline
+//!   (the process group is killed, [`InvokeOutcome::TimedOut`]), crashes
+//!   (`Runtime.ExitError`), and a background sweep that stops processes idle for `idle_ms`.
+//! - `api`: the Runtime API server of one process, on `127.0.0.1:0` (`AWS_LAMBDA_RUNTIME_API`):
+//!   `GET /invocation/next` (a long poll), `POST /invocation/{id}/response` (buffered or
+//!   streamed, at most [`limits::RESPONSE_BYTES_MAX`]), `POST /invocation/{id}/error`,
+//!   `POST /init/error`.
+//! - `process`: starting a process (its own process group, Lambda's environment over the
+//!   function's, nothing else of sluice's but `PATH` and `HOME`), stopping it with its group,
+//!   and checking that the Python interpreter has `awslambdaric`.
+//! - `output`: the process's stdout and stderr, line by line, into the function's log file
+//!   with Lambda's `START` / `END` / `REPORT` lines, and the last 4 KB of each invocation.
+//!
+//! Every process runs one invocation at a time; every wait has a limit ([`limits`]).
 //!
 //! The crate knows nothing of the Lambda control-plane API (`sluice-lambda` has that) or of
 //! streams.
 
+mod api;
+pub mod limits;
+mod output;
+mod pool;
+mod process;
+
+pub use process::RESERVED_ENVIRONMENT_KEYS;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -32,7 +60,8 @@ pub struct FunctionSpec {
     pub handler: String,
     /// The unpacked code (LAMBDA_TASK_ROOT, the working directory).
     pub code_dir: PathBuf,
-    /// The function's own environment variables (over the ones Lambda sets).
+    /// The function's own environment variables: over Lambda's defaults (`TZ`, `LANG`,
+    /// `AWS_ENDPOINT_URL`...), but never over the reserved ones ([`RESERVED_ENVIRONMENT_KEYS`]).
     pub environment: BTreeMap<String, String>,
     pub timeout_ms: u64,
     pub memory_mb: u32,
@@ -71,8 +100,12 @@ pub enum InvokeOutcome {
     FunctionError { error_type: String, payload: Bytes },
     /// The deadline passed: the process was killed (and is replaced on demand).
     TimedOut,
-    /// The process exited or failed to start before answering (`Runtime.ExitError`,
-    /// `Runtime.InitError`...): the reason, as Lambda words it.
+    /// The process exited or failed to start before answering, or its answer was refused: the
+    /// reason, as Lambda words it. `Runtime.ExitError` (`RequestId: … Error: Runtime exited
+    /// with error: exit status 3`); an init error as the runtime reported it to
+    /// `/init/error` (e.g. `Runtime.ImportModuleError`, with its `errorMessage`; else
+    /// `Runtime.InitError`); `Runtime.InvalidEntrypoint` (no runnable `bootstrap`);
+    /// `Function.ResponseSizeTooLarge` (a response over [`limits::RESPONSE_BYTES_MAX`]).
     RuntimeFailed { error_type: String, message: String },
 }
 
@@ -115,40 +148,63 @@ pub struct RuntimesConfig {
 }
 
 /// The warm process pools of every function.
-#[derive(Debug)]
 pub struct Runtimes {
-    config: RuntimesConfig,
+    pools: Arc<pool::Pools>,
+}
+
+impl std::fmt::Debug for Runtimes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtimes")
+            .field("config", &self.pools.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Runtimes {
+    /// Pools with `config`; no process starts before the first invocation. (The idle sweep
+    /// starts with the first invocation too, so `new` needs no async runtime.)
     pub fn new(config: RuntimesConfig) -> Runtimes {
-        Runtimes { config }
+        Runtimes {
+            pools: Arc::new(pool::Pools::new(config)),
+        }
     }
 
     pub fn config(&self) -> &RuntimesConfig {
-        &self.config
+        &self.pools.config
     }
 
     /// Runs `invocation` on a process of `spec` (a warm idle one, or a new one while the
     /// function has fewer than `concurrency_max`).
+    ///
+    /// The handler's time (`invocation.deadline_ms` less now) counts from the moment its
+    /// process takes the event: neither the wait for a process nor a cold start's init (itself
+    /// limited to [`limits::INIT_MS_MAX`]) eats into it, as in Lambda; the deadline the
+    /// handler is told is shifted accordingly. The invocation runs on a task of its own: if
+    /// the caller stops waiting, it still runs to its end and its process goes back to the
+    /// pool.
+    ///
+    /// Errors: [`RuntimeError::Throttled`] when every slot stayed busy for `queue_wait_ms`;
+    /// [`RuntimeError::Unsupported`] for a runtime sluice does not run, or a Python
+    /// interpreter that is missing or lacks `awslambdaric` (the message says how to install
+    /// it); [`RuntimeError::Io`] when a process cannot be started.
     pub async fn invoke(
         &self,
         spec: &FunctionSpec,
         invocation: Invocation,
     ) -> Result<InvokeResult, RuntimeError> {
-        let _ = invocation;
-        Err(RuntimeError::Unsupported(format!(
-            "function {}: the process pool is being built",
-            spec.name
-        )))
+        self.pools.invoke(spec, invocation).await
     }
 
     /// Stops every process of `function` (its code or configuration changed, or it was
-    /// deleted); the next invocation starts fresh ones.
+    /// deleted); the next invocation starts fresh ones. Idle processes are killed at once;
+    /// ones running an invocation are killed when it ends (at the latest at its deadline).
     pub fn retire(&self, function: &str) {
-        let _ = function;
+        self.pools.retire(function);
     }
 
-    /// Stops every process.
-    pub async fn shutdown(&self) {}
+    /// Stops every process, busy ones too, and waits (a bounded time) until they have ended.
+    /// Invocations after it fail with [`RuntimeError::Unsupported`].
+    pub async fn shutdown(&self) {
+        self.pools.shutdown().await;
+    }
 }
