@@ -478,7 +478,7 @@ def test_tags(lam, new_function):
 def test_operations_not_served_say_so(lam, new_function):
     name = new_function({"app.py": ECHO_HANDLER}, prefix="unsup")
     for call, op in ((lambda: lam.publish_version(FunctionName=name), "PublishVersion"),
-                     (lambda: lam.list_event_source_mappings(), "ListEventSourceMappings"),
+                     (lambda: lam.list_function_url_configs(FunctionName=name), "ListFunctionUrlConfigs"),
                      (lambda: lam.create_alias(FunctionName=name, Name="live", FunctionVersion="1"), "CreateAlias"),
                      (lambda: lam.list_layers(), "ListLayers")):
         with pytest.raises(ClientError) as e:

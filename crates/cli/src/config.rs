@@ -5,11 +5,11 @@
 //! Each crate owns its section, as a serde struct with its defaults and `deny_unknown_fields`:
 //! `[storage]` is `sluice_log::LogConfig`, `[streams]` `sluice_streams::StreamsConfig`,
 //! `[throughput]` and `[on_demand]` its `ThroughputConfig` and `OnDemandScaling`, `[cors]` and
-//! `[listener]` `sluice_aws::Cors` and `ListenerLimits`, `[lambda]` `sluice_lambda::LambdaConfig`;
-//! [`Config`] only nests them. The file is
-//! read into a `toml::Table`, every override is written into that table under its dotted key,
-//! and the table is deserialized once: an override goes through the same type checks as the
-//! file, and an unknown key anywhere is an error naming it.
+//! `[listener]` `sluice_aws::Cors` and `ListenerLimits`, `[lambda]` `sluice_lambda::LambdaConfig`,
+//! each `[[processors]]` table `sluice_jq::ProcessorConfig`; [`Config`] only nests them. The
+//! file is read into a `toml::Table`, every override is written into that table under its
+//! dotted key, and the table is deserialized once: an override goes through the same type
+//! checks as the file, and an unknown key anywhere is an error naming it.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context};
 use serde::{Deserialize, Serialize};
 use sluice_aws::{Cors, ListenerLimits};
+use sluice_jq::ProcessorConfig;
 use sluice_lambda::LambdaConfig;
 use sluice_streams::{LogConfig, OnDemandScaling, StreamsConfig, ThroughputConfig};
 use toml::{Table, Value};
@@ -44,6 +45,9 @@ pub struct Config {
     pub listener: ListenerLimits,
     /// Lambda: the process pools that run handlers, and functions declared in the file.
     pub lambda: LambdaConfig,
+    /// Processors: jq transforms from one stream into another (`sluice_jq`); none by default.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub processors: Vec<ProcessorConfig>,
     /// A second, TLS listener; none by default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSection>,
@@ -84,6 +88,7 @@ impl Default for Config {
             cors: Cors::default(),
             listener: ListenerLimits::default(),
             lambda: LambdaConfig::default(),
+            processors: Vec::new(),
             tls: None,
             access_keys: Vec::new(),
         }
@@ -159,6 +164,11 @@ pub const ENV_OVERRIDES: &[(&str, &str, Kind)] = &[
         Kind::StrList,
     ),
     ("SLUICE_LAMBDA_PYTHON", "lambda.python", Kind::Str),
+    (
+        "SLUICE_LAMBDA_MAPPING_STATE_DELAY_MS",
+        "lambda.mapping_state_delay_ms",
+        Kind::Int,
+    ),
     ("SLUICE_TLS_LISTEN", "tls.listen", Kind::Str),
     ("SLUICE_TLS_CERT_FILE", "tls.cert_file", Kind::Str),
     ("SLUICE_TLS_KEY_FILE", "tls.key_file", Kind::Str),
@@ -352,6 +362,7 @@ impl Config {
         self.lambda
             .validate()
             .map_err(|e| anyhow!("[lambda] {e}"))?;
+        sluice_jq::validate_all(&self.processors).map_err(|e| anyhow!("[[processors]] {e}"))?;
         Ok(())
     }
 
@@ -391,7 +402,12 @@ mod tests {
     /// `[[lambda.functions]]`, which have no defaults) uncommented: from their header to the
     /// next line not starting `# `.
     fn uncommented(text: &str) -> String {
-        let headers = ["# [tls]", "# [[access_keys]]", "# [[lambda.functions]]"];
+        let headers = [
+            "# [tls]",
+            "# [[access_keys]]",
+            "# [[lambda.functions]]",
+            "# [[processors]]",
+        ];
         let mut found = 0;
         let mut in_block = false;
         let mut out = String::new();
@@ -495,6 +511,8 @@ mod tests {
         assert!(parsed.tls.is_some());
         assert_eq!(parsed.access_keys.len(), 1);
         assert_eq!(parsed.lambda.functions.len(), 1);
+        assert_eq!(parsed.processors.len(), 1);
+        parsed.validate().unwrap();
         assert_eq!(keys_of(&raw), keys_of(&serialized(&parsed)));
         let added: BTreeSet<_> = keys_of(&raw)
             .difference(&keys_of(&toml::from_str(&example()).unwrap()))
@@ -503,7 +521,8 @@ mod tests {
         assert!(
             added.iter().all(|k| k.starts_with("tls.")
                 || k.starts_with("access_keys[].")
-                || k.starts_with("lambda.functions[].")),
+                || k.starts_with("lambda.functions[].")
+                || k.starts_with("processors[].")),
             "{added:?}"
         );
     }
@@ -560,6 +579,10 @@ mod tests {
             ("[cors]\norigins = []\n", "origins"),
             ("[metrics]\n", "metrics"),
             ("[lambda]\npythn = \"x\"\n", "pythn"),
+            (
+                "[[processors]]\nname = \"p\"\nsource = \"a\"\noutput = \"b\"\nprogram = \".\"\nbatchsize = 5\n",
+                "batchsize",
+            ),
         ] {
             let e = format!("{:#}", resolve(Some(text), &[]).unwrap_err());
             assert!(e.contains(&format!("unknown field `{key}`")), "{e}");
@@ -590,6 +613,14 @@ mod tests {
             (
                 "[[lambda.functions]]\nname = \"f\"\nruntime = \"python3.12\"\nhandler = \"a.b\"\ncode_dir = \".\"\ntimeout_s = 901\n",
                 "timeout_s",
+            ),
+            (
+                "[[processors]]\nname = \"p\"\nsource = \"a\"\noutput = \"b\"\nprogram = \"select(.x ==)\"\n",
+                "[[processors]] processor \"p\": program does not compile: line 1, column 13",
+            ),
+            (
+                "[[processors]]\nname = \"p\"\nsource = \"a\"\noutput = \"b\"\nprogram = \".\"\nbatch_size = 10001\n",
+                "batch_size must be 1 to 10000",
             ),
         ] {
             let e = format!("{:#}", resolve(Some(text), &[]).unwrap_err());

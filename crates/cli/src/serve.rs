@@ -1,5 +1,5 @@
 //! `sluice serve`: open the stream registry and the function store, serve the Kinesis and
-//! Lambda APIs, run maintenance.
+//! Lambda APIs, run the event source mappings and maintenance.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,12 +75,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             credentials: credentials.clone(),
             handler_access_key,
             now_ms: Arc::new(move || clock.now_ms()),
+            streams: streams.clone(),
+            lake_dir: data_dir.join("lake"),
         };
         let runtimes = Arc::new(Runtimes::new(config.lambda.runtimes_config()));
         tokio::task::spawn_blocking(move || Lambda::open(options, runtimes))
             .await?
             .context("opening the Lambda function store")?
     };
+    // [[processors]]: checked and compiled (program_file read, relative to the configuration
+    // file) before the server listens, so a bad program stops the start; started once it serves.
+    let processors = sluice_jq::Processors::prepare(
+        &config.processors,
+        args.config.as_deref().and_then(|p| p.parent()),
+        &config.region,
+        &config.account_id,
+    )
+    .context("[[processors]]")?;
     let observer = crate::observe::Observer {
         prometheus: prometheus.clone(),
         streams: streams.clone(),
@@ -112,10 +123,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         addr
     };
     lambda.set_endpoint_url(format!("http://{handler_addr}"));
+    lambda.start_mappings();
     println!("sluice listening on http://{addr}");
     println!("sluice data directory: {}", data_dir.display());
-    tracing::info!(%addr, data_dir = %data_dir.display(), sync = ?config.storage.sync, auth, functions = lambda.function_count(), "sluice started");
+    tracing::info!(%addr, data_dir = %data_dir.display(), sync = ?config.storage.sync, auth, functions = lambda.function_count(), mappings = lambda.mapping_count(), "sluice started");
 
+    let processors = processors.start(streams.clone(), &data_dir.join("lake"));
     let upkeep = crate::observe::spawn_upkeep(prometheus);
     let maintenance = {
         let streams = streams.clone();
@@ -164,6 +177,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     maintenance.abort();
     upkeep.abort();
+    // Processors write to streams: stopped before the streams close.
+    processors.stop().await;
     lambda.shutdown().await;
     tracing::info!("shutting down: finishing queued writes");
     tokio::task::spawn_blocking(move || streams.close()).await?;

@@ -26,6 +26,10 @@ pub struct LambdaConfig {
     pub event_queue_depth_max: usize,
     /// Processes per function at most when it has no reserved concurrency. Default 10.
     pub function_concurrency_max: usize,
+    /// How long an event source mapping stays Creating, Enabling, Disabling, Updating or
+    /// Deleting before the change is carried out, in milliseconds (AWS takes seconds; tests
+    /// set it to see those states). Default 0.
+    pub mapping_state_delay_ms: u64,
     /// Functions declared here, loaded at start with their code used in place.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub functions: Vec<DeclaredFunction>,
@@ -39,6 +43,7 @@ impl Default for LambdaConfig {
             queue_wait_ms: 1_000,
             event_queue_depth_max: 1_000,
             function_concurrency_max: 10,
+            mapping_state_delay_ms: 0,
             functions: Vec::new(),
         }
     }

@@ -98,6 +98,7 @@ async fn drain(lambda: Weak<Lambda>, name: FunctionName, mut rx: mpsc::Receiver<
             .map(|n| n as usize)
             .unwrap_or(l.config.function_concurrency_max);
         if limit == 0 {
+            l.metrics.throttled(name.as_str());
             tracing::warn!(function = %name, request_id = event.request_id, "event dropped: the function's reserved concurrency is 0");
             continue;
         }
@@ -123,6 +124,9 @@ async fn run(lambda: Arc<Lambda>, f: Arc<Function>, event: Event) {
         );
         match lambda.runtimes.invoke(&spec, invocation).await {
             Ok(result) => {
+                lambda
+                    .metrics
+                    .ran(f.name.as_str(), &result.outcome, result.duration_ms);
                 match result.outcome {
                     InvokeOutcome::Success(_) => {
                         tracing::debug!(function = %f.name, request_id = event.request_id, duration_ms = result.duration_ms, "event invocation done");
@@ -143,10 +147,14 @@ async fn run(lambda: Arc<Lambda>, f: Arc<Function>, event: Event) {
                 return;
             }
             Err(RuntimeError::Throttled { .. }) if attempt < THROTTLED_ATTEMPTS_MAX => {
+                lambda.metrics.throttled(f.name.as_str());
                 tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
                 backoff_ms = (backoff_ms * 2).min(THROTTLED_BACKOFF_MS_MAX);
             }
             Err(e) => {
+                if matches!(e, RuntimeError::Throttled { .. }) {
+                    lambda.metrics.throttled(f.name.as_str());
+                }
                 tracing::warn!(function = %f.name, request_id = event.request_id, error = %e, attempt, "event invocation dropped");
                 return;
             }

@@ -64,3 +64,37 @@ pub const TAG_VALUE_CHARS_MAX: usize = 256;
 
 /// Total code storage of the account (GetAccountSettings), 75 GB.
 pub const ACCOUNT_CODE_BYTES_MAX: u64 = 80_530_636_800;
+
+/// Event source mappings (CreateEventSourceMapping / UpdateEventSourceMapping for Kinesis):
+/// the model's ranges, and the service's where it is narrower. The poller's own copy of these
+/// (`sluice_poller::limits`) is what it runs with; the values are the same.
+/// BatchSize: 1 to 10,000 (Kinesis), default 100.
+pub const BATCH_SIZE_MIN: i64 = 1;
+pub const BATCH_SIZE_MAX: i64 = sluice_poller::limits::BATCH_SIZE_MAX as i64;
+pub const BATCH_SIZE_DEFAULT: u32 = sluice_poller::limits::BATCH_SIZE_DEFAULT;
+/// MaximumBatchingWindowInSeconds: 0 to 300, default 0 for streams.
+pub const BATCHING_WINDOW_S_MAX: i64 = sluice_poller::limits::BATCHING_WINDOW_S_MAX as i64;
+/// ParallelizationFactor: 1 to 10, default 1.
+pub const PARALLELIZATION_FACTOR_MAX: i64 =
+    sluice_poller::limits::PARALLELIZATION_FACTOR_MAX as i64;
+/// MaximumRetryAttempts: -1 (until the records expire) or 0 to 10,000; default -1.
+pub const RETRY_ATTEMPTS_MAX: i64 = sluice_poller::limits::RETRY_ATTEMPTS_MAX;
+/// MaximumRecordAgeInSeconds: -1 (no limit) or 60 to 604,800; default -1. The model allows
+/// -1 to 604,800; the service refuses 0 to 59.
+pub const RECORD_AGE_S_MIN: i64 = sluice_poller::limits::RECORD_AGE_S_MIN;
+pub const RECORD_AGE_S_MAX: i64 = sluice_poller::limits::RECORD_AGE_S_MAX;
+/// TumblingWindowInSeconds: 0 (none) to 900.
+pub const TUMBLING_WINDOW_S_MAX: i64 = sluice_poller::limits::TUMBLING_WINDOW_S_MAX as i64;
+/// FilterCriteria.Filters: at most 5 (AWS's default quota), each Pattern at most 4,096
+/// characters (the model).
+pub const FILTERS_MAX: usize = sluice_poller::limits::FILTERS_MAX;
+pub const FILTER_PATTERN_CHARS_MAX: usize = sluice_poller::limits::FILTER_PATTERN_CHARS_MAX;
+/// DestinationConfig.OnFailure.Destination: at most 350 characters (the model).
+pub const DESTINATION_ARN_CHARS_MAX: usize = 350;
+/// ListEventSourceMappings: `MaxItems` 1 to 10,000 in the model; a page has at most 100.
+pub const MAPPING_PAGE_MAX: usize = 100;
+/// Tags of one event source mapping (as of a function).
+pub const TAGS_PER_MAPPING_MAX: usize = 50;
+/// Event source mappings in all: a bound on the work of one list and on the pollers running
+/// (AWS has no documented quota on mappings per account).
+pub const MAPPINGS_MAX: usize = 1_000;

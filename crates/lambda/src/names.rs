@@ -137,7 +137,7 @@ impl FunctionRef {
     }
 }
 
-fn is_region(s: &str) -> bool {
+pub(crate) fn is_region(s: &str) -> bool {
     // [a-z]{2}(-gov)?-[a-z]+-\d (and the iso partitions' -iso, -isob)
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 3
@@ -150,7 +150,7 @@ fn is_region(s: &str) -> bool {
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
 }
 
-fn is_account(s: &str) -> bool {
+pub(crate) fn is_account(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }
 

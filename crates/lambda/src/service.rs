@@ -3,7 +3,7 @@
 //! Lambda's answer (REST-JSON) with the request id.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use axum::body::{Body, Bytes};
@@ -13,10 +13,13 @@ use axum::Router;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use sluice_aws::{ApiError, Credentials, NowMs};
 use sluice_runtime::Runtimes;
+use sluice_streams::Streams;
 
 use crate::config::LambdaConfig;
 use crate::error::{self, Failure};
 use crate::events::EventQueues;
+use crate::mappings::Mappings;
+use crate::metrics::Metrics;
 use crate::names::{FunctionRef, Scope};
 use crate::ops;
 use crate::store::{Store, StoreError};
@@ -58,9 +61,15 @@ pub struct LambdaOptions {
     /// that an AWS SDK in a handler can call sluice.
     pub handler_access_key: (String, String),
     pub now_ms: NowMs,
+    /// The stream registry event source mappings read (and on-failure destination streams
+    /// are written through).
+    pub streams: Arc<Streams>,
+    /// `<data_dir>/lake`: where on-failure destination buckets are.
+    pub lake_dir: PathBuf,
 }
 
-/// The Lambda service: the function store, the process pools and the Event queues.
+/// The Lambda service: the function store, the process pools, the Event queues and the
+/// event source mappings.
 pub struct Lambda {
     pub(crate) store: Store,
     pub(crate) runtimes: Arc<Runtimes>,
@@ -70,6 +79,8 @@ pub struct Lambda {
     pub(crate) config: LambdaConfig,
     pub(crate) handler_access_key: (String, String),
     pub(crate) events: EventQueues,
+    pub(crate) mappings: Mappings,
+    pub(crate) metrics: Metrics,
     endpoint_url: OnceLock<String>,
 }
 
@@ -77,19 +88,27 @@ impl std::fmt::Debug for Lambda {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lambda")
             .field("scope", &self.scope)
+            .field("mappings", &self.mappings)
             .finish_non_exhaustive()
     }
 }
 
 impl Lambda {
-    /// Opens the function store under `<data_dir>/lambda` (blocking) with the declared
-    /// functions, over the process pools `runtimes`.
+    /// Opens the function store and the event source mappings under `<data_dir>/lambda`
+    /// (blocking) with the declared functions, over the process pools `runtimes`. No mapping
+    /// runs before [`Lambda::start_mappings`].
     pub fn open(
         options: LambdaOptions,
         runtimes: Arc<Runtimes>,
     ) -> Result<Arc<Lambda>, StoreError> {
         let now = (options.now_ms)();
         let store = Store::open(&options.data_dir, &options.config.functions, now)?;
+        let mappings = Mappings::open(
+            &options.data_dir,
+            options.streams,
+            options.lake_dir,
+            options.config.mapping_state_delay_ms,
+        )?;
         Ok(Arc::new(Lambda {
             store,
             runtimes,
@@ -100,6 +119,8 @@ impl Lambda {
             credentials: options.credentials,
             now_ms: options.now_ms,
             events: EventQueues::new(options.config.event_queue_depth_max),
+            mappings,
+            metrics: Metrics::default(),
             config: options.config,
             handler_access_key: options.handler_access_key,
             endpoint_url: OnceLock::new(),
@@ -124,13 +145,26 @@ impl Lambda {
         self.store.list().len()
     }
 
+    /// How many event source mappings there are (for the start-up line).
+    pub fn mapping_count(&self) -> usize {
+        self.mappings.count()
+    }
+
+    /// Starts the poller of every enabled event source mapping. Call once, after
+    /// [`Lambda::set_endpoint_url`] (handlers are told sluice's URL), on a tokio runtime.
+    pub fn start_mappings(self: &Arc<Self>) {
+        crate::mappings::start_all(self);
+    }
+
     /// The router for every path under [`PATH_PREFIXES`].
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new().fallback(handle).with_state(self.clone())
     }
 
-    /// Stops every process.
+    /// Stops every mapping's poller (each finishes the invocation in flight), then every
+    /// process.
     pub async fn shutdown(&self) {
+        self.mappings.shutdown().await;
         self.runtimes.shutdown().await;
     }
 
@@ -282,6 +316,27 @@ async fn route(
         ("DELETE", ["2017-10-31", "functions", f, "concurrency"]) => run!(
             "DeleteFunctionConcurrency",
             ops::concurrency::delete(lambda, call, f)
+        ),
+        ("POST", ["2015-03-31", "event-source-mappings"])
+        | ("POST", ["2015-03-31", "event-source-mappings", ""]) => run!(
+            "CreateEventSourceMapping",
+            ops::mappings::create(lambda, call)
+        ),
+        ("GET", ["2015-03-31", "event-source-mappings"])
+        | ("GET", ["2015-03-31", "event-source-mappings", ""]) => {
+            run!("ListEventSourceMappings", ops::mappings::list(lambda, call))
+        }
+        ("GET", ["2015-03-31", "event-source-mappings", id]) => run!(
+            "GetEventSourceMapping",
+            ops::mappings::get(lambda, call, id)
+        ),
+        ("PUT", ["2015-03-31", "event-source-mappings", id]) => run!(
+            "UpdateEventSourceMapping",
+            ops::mappings::update(lambda, call, id)
+        ),
+        ("DELETE", ["2015-03-31", "event-source-mappings", id]) => run!(
+            "DeleteEventSourceMapping",
+            ops::mappings::delete(lambda, call, id)
         ),
         ("GET", ["2016-08-19", "account-settings", ..]) => run!(
             "GetAccountSettings",

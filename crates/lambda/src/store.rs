@@ -92,7 +92,7 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> StoreError {
+pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> StoreError {
     let context = context.into();
     move |source| StoreError::Io { context, source }
 }
@@ -416,7 +416,7 @@ fn write_record(dir: &Path, record: &FunctionRecord) -> Result<(), StoreError> {
 }
 
 /// Writes `path` whole or not at all: temporary file, fsync, rename, fsync of the directory.
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no parent directory"))?;
@@ -431,7 +431,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(format!("syncing {}", dir.display())))
@@ -439,7 +439,7 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 
 /// Removes a file or a tree, logging (not failing) if it cannot: what is left is swept at the
 /// next open.
-fn remove_any(path: &Path) {
+pub(crate) fn remove_any(path: &Path) {
     let r = match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => fs::remove_dir_all(path),
         Ok(_) => fs::remove_file(path),

@@ -35,8 +35,9 @@ pub(crate) const CHECKPOINTS: TableDefinition<(&str, &str, u32), &[u8]> =
 pub(crate) const CONSUMER_STATE: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("consumer_state");
 
-/// Largest value of one consumer-state entry.
-pub const CONSUMER_STATE_VALUE_BYTES_MAX: usize = 64 * 1024;
+/// Largest value of one consumer-state entry: a Lambda tumbling window's state (at most 1 MB)
+/// with its envelope.
+pub const CONSUMER_STATE_VALUE_BYTES_MAX: usize = (1 << 20) + 4096;
 /// Longest consumer-state key.
 pub const CONSUMER_STATE_KEY_BYTES_MAX: usize = 256;
 /// Most shard checkpoints plus state writes in one commit.

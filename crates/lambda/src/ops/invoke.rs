@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 use sluice_aws::validate::Validator;
-use sluice_runtime::{FunctionSpec, Invocation, InvokeOutcome};
+use sluice_runtime::{FunctionSpec, Invocation, InvokeOutcome, InvokeResult, RuntimeError};
 
 use super::lookup;
 use crate::error::{self, invalid_content, throttled, too_large, Failure, Throttle};
@@ -65,6 +65,37 @@ pub(crate) fn invocation(
         trace_id,
         client_context,
         cognito_identity: None,
+    }
+}
+
+/// Runs `f` and waits for its end, as Invoke RequestResponse does (and event source
+/// mappings' pollers), counting the function's metrics. A throttle (reserved concurrency 0,
+/// every process busy) or a function that cannot run is an error; a handler that fails is an
+/// outcome.
+pub(crate) async fn execute(
+    lambda: &Lambda,
+    f: &Function,
+    invocation: Invocation,
+) -> Result<InvokeResult, Failure> {
+    let reserved = f.record.reserved_concurrency;
+    if reserved == Some(0) {
+        lambda.metrics.throttled(f.name.as_str());
+        return Err(throttled(Throttle::Reserved));
+    }
+    let spec = spec(lambda, f);
+    match lambda.runtimes.invoke(&spec, invocation).await {
+        Ok(result) => {
+            lambda
+                .metrics
+                .ran(f.name.as_str(), &result.outcome, result.duration_ms);
+            Ok(result)
+        }
+        Err(e) => {
+            if matches!(e, RuntimeError::Throttled { .. }) {
+                lambda.metrics.throttled(f.name.as_str());
+            }
+            Err(error::from_runtime(e, reserved.is_some()))
+        }
     }
 }
 
@@ -147,10 +178,7 @@ pub(crate) async fn invoke(lambda: &Arc<Lambda>, call: Call<'_>, raw: &str) -> A
                 payload,
                 trace_id,
             };
-            lambda
-                .events
-                .enqueue(lambda, &f.name, event)
-                .map_err(throttled)?;
+            enqueue(lambda, &f, event)?;
             Ok(error::empty(StatusCode::ACCEPTED, call.request_id))
         }
         _ => {
@@ -177,11 +205,6 @@ async fn run(
     client_context: Option<String>,
     tail: bool,
 ) -> Answer {
-    let reserved = f.record.reserved_concurrency;
-    if reserved == Some(0) {
-        return Err(throttled(Throttle::Reserved));
-    }
-    let spec = spec(lambda, f);
     let invocation = invocation(
         lambda,
         f,
@@ -190,11 +213,7 @@ async fn run(
         trace_id,
         client_context,
     );
-    let result = lambda
-        .runtimes
-        .invoke(&spec, invocation)
-        .await
-        .map_err(|e| error::from_runtime(e, reserved.is_some()))?;
+    let result = execute(lambda, f, invocation).await?;
     let error_body = |error_type: &str, message: String| {
         // Lambda's order: errorType first.
         Bytes::from(format!(
@@ -274,13 +293,18 @@ pub(crate) async fn invoke_async(lambda: &Arc<Lambda>, call: Call<'_>, raw: &str
         payload,
         trace_id: call.header("x-amzn-trace-id").map(str::to_string),
     };
-    lambda
-        .events
-        .enqueue(lambda, &f.name, event)
-        .map_err(throttled)?;
+    enqueue(lambda, &f, event)?;
     Ok(json_ok(
         StatusCode::ACCEPTED,
         &json!({"Status": 202}),
         call.request_id,
     ))
+}
+
+/// Queues an Event invocation; a full queue is a throttle.
+fn enqueue(lambda: &Arc<Lambda>, f: &Function, event: Event) -> Result<(), Failure> {
+    lambda.events.enqueue(lambda, &f.name, event).map_err(|t| {
+        lambda.metrics.throttled(f.name.as_str());
+        throttled(t)
+    })
 }

@@ -1,5 +1,5 @@
 //! The operations, one file per family: `functions` (create, read, update, delete, list),
-//! `invoke`, `concurrency`, `tags`, `account`; `table` names every operation of the API for
+//! `invoke`, `concurrency`, `tags`, `account`, `mappings` (event source mappings); `table` names every operation of the API for
 //! the ones sluice does not serve yet. Shared here: reading a JSON body with Lambda's errors,
 //! and finding the function a request names.
 
@@ -7,6 +7,7 @@ pub mod account;
 pub mod concurrency;
 pub mod functions;
 pub mod invoke;
+pub mod mappings;
 pub mod table;
 pub mod tags;
 
@@ -91,6 +92,52 @@ impl Json {
             None => Ok(None),
             Some(Value::Object(m)) => Ok(Some(Json { map: m.clone() })),
             Some(v) => Err(wrong_type(name, v, "a structure")),
+        }
+    }
+
+    /// Whether a member is given with a value: not null, and not an empty string, list or
+    /// structure.
+    pub fn has_value(&self, name: &str) -> bool {
+        match self.raw(name) {
+            None => false,
+            Some(Value::String(s)) => !s.is_empty(),
+            Some(Value::Array(a)) => !a.is_empty(),
+            Some(Value::Object(o)) => !o.is_empty(),
+            Some(_) => true,
+        }
+    }
+
+    /// A list of structures (null entries are skipped).
+    pub fn object_list(&self, name: &str) -> Result<Option<Vec<Json>>, ApiError> {
+        match self.raw(name) {
+            None => Ok(None),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter(|v| !v.is_null())
+                .map(|v| match v {
+                    Value::Object(m) => Ok(Json { map: m.clone() }),
+                    other => Err(wrong_type(name, other, "a structure")),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(v) => Err(wrong_type(name, v, "a list")),
+        }
+    }
+
+    /// A Timestamp member as REST-JSON carries it: seconds since the epoch, a number (a
+    /// numeric string is taken too).
+    pub fn timestamp_s(&self, name: &str) -> Result<Option<f64>, ApiError> {
+        match self.raw(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => Ok(n.as_f64()),
+            Some(Value::String(s)) => s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .map(Some)
+                .ok_or_else(|| wrong_type(name, &Value::String(s.clone()), "a Timestamp")),
+            Some(v) => Err(wrong_type(name, v, "a Timestamp")),
         }
     }
 
