@@ -75,26 +75,7 @@ const ARCHITECTURES: &[&str] = &["x86_64", "arm64"];
 const ROLE_PATTERN: &str = "arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+";
 
 /// Environment variables Lambda sets itself; a function may not set them.
-const RESERVED_VARIABLES: &[&str] = &[
-    "_HANDLER",
-    "_X_AMZN_TRACE_ID",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-    "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-    "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE",
-    "AWS_LAMBDA_LOG_GROUP_NAME",
-    "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_ACCESS_KEY",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_LAMBDA_RUNTIME_API",
-    "LAMBDA_TASK_ROOT",
-    "LAMBDA_RUNTIME_DIR",
-];
+const RESERVED_VARIABLES: &[&str] = sluice_runtime::RESERVED_ENVIRONMENT_KEYS;
 
 /// `arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+`
 fn is_role_arn(s: &str) -> bool {
@@ -164,18 +145,7 @@ pub fn check_environment(vars: &BTreeMap<String, String>) -> Result<(), ApiError
 }
 
 fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    if tags.len() > limits::TAGS_PER_FUNCTION_MAX {
-        return Err(invalid_parameter(format!(
-            "The number of tags exceeds the limit of {} tags per function.",
-            limits::TAGS_PER_FUNCTION_MAX
-        )));
-    }
-    let mut v = Validator::new();
-    for (k, val) in tags {
-        v.str_len(Some(k), "tags.key", 1, limits::TAG_KEY_CHARS_MAX);
-        v.str_len(Some(val), "tags.value", 0, limits::TAG_VALUE_CHARS_MAX);
-    }
-    v.finish()
+    super::check_tags(tags, limits::TAGS_PER_FUNCTION_MAX, "function")
 }
 
 /// The members CreateFunction and UpdateFunctionConfiguration share, checked.
@@ -421,16 +391,7 @@ pub(crate) async fn list(lambda: &Arc<Lambda>, call: Call<'_>) -> Answer {
         .map(|n| n as usize)
         .unwrap_or(limits::LIST_PAGE_MAX)
         .min(limits::LIST_PAGE_MAX);
-    let after = match call.query("Marker") {
-        Some(m) if !m.is_empty() => Some(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(m)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| invalid_parameter("Invalid Marker"))?,
-        ),
-        _ => None,
-    };
+    let after = super::marker(&call)?;
     let all = lambda.store.list();
     let rest: Vec<_> = all
         .iter()
@@ -444,8 +405,7 @@ pub(crate) async fn list(lambda: &Arc<Lambda>, call: Call<'_>) -> Answer {
     let mut out = json!({ "Functions": shown });
     if rest.len() > page {
         if let Some(last) = rest.get(page - 1) {
-            out["NextMarker"] =
-                json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last.name.as_str()));
+            out["NextMarker"] = json!(super::next_marker(last.name.as_str()));
         }
     }
     Ok(json_ok(StatusCode::OK, &out, call.request_id))

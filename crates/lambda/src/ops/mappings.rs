@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use base64::Engine;
 use http::StatusCode;
 use serde_json::{json, Value};
 use sluice_aws::validate::Validator;
@@ -466,18 +465,7 @@ fn resolve_function(lambda: &Lambda, r: &FunctionRef) -> Result<(), ApiError> {
 }
 
 fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    if tags.len() > limits::TAGS_PER_MAPPING_MAX {
-        return Err(invalid_parameter(format!(
-            "The number of tags exceeds the limit of {} tags per event source mapping.",
-            limits::TAGS_PER_MAPPING_MAX
-        )));
-    }
-    let mut v = Validator::new();
-    for (k, val) in tags {
-        v.str_len(Some(k), "tags.key", 1, limits::TAG_KEY_CHARS_MAX);
-        v.str_len(Some(val), "tags.value", 0, limits::TAG_VALUE_CHARS_MAX);
-    }
-    v.finish()
+    super::check_tags(tags, limits::TAGS_PER_MAPPING_MAX, "event source mapping")
 }
 
 /// The mapping of the same source and function, other than `except`.
@@ -702,16 +690,7 @@ pub(crate) async fn list(lambda: &Arc<Lambda>, call: Call<'_>) -> Answer {
         .map(|n| n as usize)
         .unwrap_or(limits::MAPPING_PAGE_MAX)
         .min(limits::MAPPING_PAGE_MAX);
-    let after = match call.query("Marker") {
-        Some(m) if !m.is_empty() => Some(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(m)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| invalid_parameter("Invalid Marker"))?,
-        ),
-        _ => None,
-    };
+    let after = super::marker(&call)?;
     let rest: Vec<Arc<MappingRecord>> = lambda
         .mappings
         .list()
@@ -736,8 +715,7 @@ pub(crate) async fn list(lambda: &Arc<Lambda>, call: Call<'_>) -> Answer {
     let mut out = json!({ "EventSourceMappings": shown });
     if rest.len() > page {
         if let Some(last) = rest.get(page.saturating_sub(1)) {
-            out["NextMarker"] =
-                json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&last.uuid));
+            out["NextMarker"] = json!(super::next_marker(&last.uuid));
         }
     }
     Ok(json_ok(StatusCode::OK, &out, call.request_id))

@@ -247,6 +247,51 @@ pub(crate) fn last_modified(ms: i64) -> String {
     )
 }
 
+/// At most `max` tags, each key 1-128 and value 0-256 characters (Lambda's limits).
+pub(crate) fn check_tags(
+    tags: &BTreeMap<String, String>,
+    max: usize,
+    resource: &str,
+) -> Result<(), ApiError> {
+    if tags.len() > max {
+        return Err(invalid_parameter(format!(
+            "The number of tags exceeds the limit of {max} tags per {resource}."
+        )));
+    }
+    let mut v = sluice_aws::validate::Validator::new();
+    for (k, val) in tags {
+        v.str_len(Some(k), "tags.key", 1, crate::limits::TAG_KEY_CHARS_MAX);
+        v.str_len(
+            Some(val),
+            "tags.value",
+            0,
+            crate::limits::TAG_VALUE_CHARS_MAX,
+        );
+    }
+    v.finish()
+}
+
+/// The list operations' `Marker`: where the last page ended (an opaque base64 of the last
+/// name listed).
+pub(crate) fn marker(call: &crate::service::Call<'_>) -> Result<Option<String>, ApiError> {
+    use base64::Engine;
+    match call.query("Marker") {
+        Some(m) if !m.is_empty() => base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(m)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .map(Some)
+            .ok_or_else(|| invalid_parameter("Invalid Marker")),
+        _ => Ok(None),
+    }
+}
+
+/// The `NextMarker` after a page that ended with `last`.
+pub(crate) fn next_marker(last: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
