@@ -44,5 +44,14 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "rust tests"
 cargo test --workspace --locked
 
+# --- rust-bootstrap fixture (tests/python/test_rust_bootstrap.py) ---------------------------
+# A provided.al2023 handler built with the official `lambda_runtime` crate; a standalone
+# package with its own Cargo.lock (not a workspace member), built unoptimised to save time.
+step "rust lambda fixture (tests/fixtures/rust-bootstrap)"
+CARGO_TARGET_DIR="$PWD/target/fixtures" cargo build --release --locked \
+  --manifest-path tests/fixtures/rust-bootstrap/Cargo.toml
+export SLUICE_RUST_BOOTSTRAP="$PWD/target/fixtures/release/bootstrap"
+# --- end rust-bootstrap fixture ---------------------------------------------------------------
+
 step "python end-to-end tests (boto3, AWS CLI, raw HTTP)"
 SLUICE_BIN="$PWD/target/debug/sluice" PATH="$PWD/.venv/bin:$PATH" .venv/bin/python -m pytest -q tests/python
