@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every sluice test on a fresh machine, installing what the tests need:
-#   - Python packages for the end-to-end suite (boto3, the AWS CLI v1, pytest, cbor2) into .venv
+#   - Python packages for the end-to-end suite (boto3, the AWS CLI v1, pytest, cbor2, awslambdaric,
+#     moto's S3 server, pyarrow and DuckDB, aws_kinesis_agg) into .venv
+#   - PostgreSQL (Debian's package) for the Redshift-destination loader's tests
 #   - the AWS SDK for JavaScript v3 for the JS test (tests/js, from its package-lock.json; needs node/npm),
 #     and esbuild, which bundles it for the web page test (tests/python/test_browser.py)
 #   - Chromium (Debian's package) for that web page test, run headless
@@ -33,6 +35,23 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 npm ci --prefix tests/js --no-audit --no-fund --silent
+
+# --- PostgreSQL for sluice-pgload (crates/pgload/tests/postgres.rs) ---------------------------
+# The Redshift destination's loader is tested against a real PostgreSQL: Debian's `postgresql`
+# package, installed when no server binaries are present (about 15 s on a fresh machine; this
+# machine kind's image already has PostgreSQL 15, so there it only costs the check). The tests
+# start servers of their own (initdb into a temporary directory, pg_ctl on a free 127.0.0.1
+# port; as root through `runuser -u postgres`, since initdb refuses root) and never use the
+# package's default cluster. SLUICE_PG_BIN is the binaries' directory (the newest version's);
+# with CI=true the tests fail rather than skip when it is missing.
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql
+fi
+SLUICE_PG_BIN="$(dirname "$(printf '%s\n' /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)")"
+export SLUICE_PG_BIN
+# --- end PostgreSQL ---------------------------------------------------------------------------
 
 step "build"
 cargo build --workspace --all-targets --locked

@@ -38,6 +38,9 @@ pub enum ErrorType {
     PreconditionFailed,
     /// Lambda's internal error (`ServiceException`).
     Service,
+    // Firehose's.
+    /// UpdateDestination with a stale CurrentDeliveryStreamVersionId.
+    ConcurrentModification,
 }
 
 impl ErrorType {
@@ -70,6 +73,7 @@ impl ErrorType {
             ErrorType::InvalidRequestContent => "InvalidRequestContentException",
             ErrorType::PreconditionFailed => "PreconditionFailedException",
             ErrorType::Service => "ServiceException",
+            ErrorType::ConcurrentModification => "ConcurrentModificationException",
         }
     }
 }

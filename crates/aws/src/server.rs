@@ -280,11 +280,6 @@ fn announced_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 async fn dispatch(State(shared): State<Arc<Shared>>, mut req: Request) -> Response {
-    // A request that announces a body over the limit is answered 413 at once, without reading
-    // it.
-    if announced_length(req.headers()).is_some_and(|n| n > shared.body_bytes_max as u64) {
-        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
-    }
     // HTTP/2 carries the host as :authority; signatures cover it as `host`.
     if !req.headers().contains_key(http::header::HOST) {
         if let Some(a) = req
@@ -308,6 +303,11 @@ async fn dispatch(State(shared): State<Arc<Shared>>, mut req: Request) -> Respon
         if let Some(router) = &shared.fallback {
             return forward(router.clone(), req).await;
         }
+    }
+    // REST services bound their own bodies (S3 streams objects far past this limit). A JSON
+    // request that announces a body over the limit is answered 413 at once, without reading it.
+    if announced_length(req.headers()).is_some_and(|n| n > shared.body_bytes_max as u64) {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     }
     let service = target.as_deref().and_then(|t| {
         shared

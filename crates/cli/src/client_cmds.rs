@@ -10,7 +10,9 @@ use serde_json::{json, Value};
 use sluice_client::{Client, SigningKey};
 use sluice_streams::ShardId;
 
-use crate::{BenchArgs, BenchMode, Endpoint, PutArgs, StreamAction, TailArgs, TailFormat};
+use crate::{
+    BenchArgs, BenchMode, BenchRead, Endpoint, PutArgs, StreamAction, TailArgs, TailFormat,
+};
 
 fn client(e: &Endpoint) -> anyhow::Result<Client> {
     Ok(Client::new(&e.endpoint, &e.region, SigningKey::from_env())?)
@@ -388,6 +390,9 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if args.duration > 600.0 {
         bail!("--duration is at most 600 seconds");
     }
+    if matches!(args.mode, BenchMode::Pipeline) && args.output_stream.is_none() {
+        bail!("--mode pipeline needs --output-stream (the --stream itself measures put-to-get)");
+    }
     let c = client(&args.endpoint)?;
     let options = sluice_loadgen::Options {
         mode: match args.mode {
@@ -395,6 +400,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             BenchMode::E2e => sluice_loadgen::Mode::E2e,
             BenchMode::Efo => sluice_loadgen::Mode::Efo,
             BenchMode::Read => sluice_loadgen::Mode::Read,
+            BenchMode::Pipeline => sluice_loadgen::Mode::Pipeline,
         },
         stream: args.stream,
         shards: args.shards,
@@ -403,8 +409,22 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency,
         duration_s: args.duration,
         records_max: args.records_max,
-        rate: args.rate,
+        rate: args.rate.unwrap_or(1000),
         seed: 42,
+        pipeline: sluice_loadgen::PipelineOptions {
+            output_stream: args.output_stream.unwrap_or_default(),
+            rate_per_s: args.rate,
+            drain_timeout_s: args.drain_timeout,
+            raw_put_s: if args.skip_raw_put {
+                0.0
+            } else {
+                args.raw_put_duration
+            },
+            read: match args.read {
+                BenchRead::Poll => sluice_loadgen::ReadMethod::Poll,
+                BenchRead::Efo => sluice_loadgen::ReadMethod::Efo,
+            },
+        },
     };
     let report = sluice_loadgen::run(c, options).await?;
     let text = serde_json::to_string_pretty(&report)?;

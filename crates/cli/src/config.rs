@@ -6,7 +6,8 @@
 //! `[storage]` is `sluice_log::LogConfig`, `[streams]` `sluice_streams::StreamsConfig`,
 //! `[throughput]` and `[on_demand]` its `ThroughputConfig` and `OnDemandScaling`, `[cors]` and
 //! `[listener]` `sluice_aws::Cors` and `ListenerLimits`, `[lambda]` `sluice_lambda::LambdaConfig`,
-//! each `[[processors]]` table `sluice_jq::ProcessorConfig`; [`Config`] only nests them. The
+//! `[firehose]` `sluice_firehose::FirehoseConfig`, `[lake]` `sluice_lake::LakeConfig`, each
+//! `[[processors]]` table `sluice_jq::ProcessorConfig`; [`Config`] only nests them. The
 //! file is read into a `toml::Table`, every override is written into that table under its
 //! dotted key, and the table is deserialized once: an override goes through the same type
 //! checks as the file, and an unknown key anywhere is an error naming it.
@@ -45,6 +46,11 @@ pub struct Config {
     pub listener: ListenerLimits,
     /// Lambda: the process pools that run handlers, and functions declared in the file.
     pub lambda: LambdaConfig,
+    /// Firehose: delivery streams' buffers, back-pressure and retries (`sluice_firehose`).
+    pub firehose: sluice_firehose::FirehoseConfig,
+    /// The lake: where objects are (local directory or an S3-compatible endpoint) and how the
+    /// S3 API finds buckets in Host headers (`sluice_lake::LakeConfig`).
+    pub lake: sluice_lake::LakeConfig,
     /// Processors: jq transforms from one stream into another (`sluice_jq`); none by default.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub processors: Vec<ProcessorConfig>,
@@ -88,6 +94,8 @@ impl Default for Config {
             cors: Cors::default(),
             listener: ListenerLimits::default(),
             lambda: LambdaConfig::default(),
+            firehose: sluice_firehose::FirehoseConfig::default(),
+            lake: sluice_lake::LakeConfig::default(),
             processors: Vec::new(),
             tls: None,
             access_keys: Vec::new(),
@@ -168,6 +176,15 @@ pub const ENV_OVERRIDES: &[(&str, &str, Kind)] = &[
         "SLUICE_LAMBDA_MAPPING_STATE_DELAY_MS",
         "lambda.mapping_state_delay_ms",
         Kind::Int,
+    ),
+    // The lake's remote store ([lake]).
+    ("SLUICE_LAKE_ENDPOINT", "lake.endpoint", Kind::Str),
+    ("SLUICE_LAKE_REGION", "lake.region", Kind::Str),
+    ("SLUICE_LAKE_ACCESS_KEY_ID", "lake.access_key_id", Kind::Str),
+    (
+        "SLUICE_LAKE_SECRET_ACCESS_KEY",
+        "lake.secret_access_key",
+        Kind::Str,
     ),
     ("SLUICE_TLS_LISTEN", "tls.listen", Kind::Str),
     ("SLUICE_TLS_CERT_FILE", "tls.cert_file", Kind::Str),
@@ -363,6 +380,10 @@ impl Config {
             .validate()
             .map_err(|e| anyhow!("[lambda] {e}"))?;
         sluice_jq::validate_all(&self.processors).map_err(|e| anyhow!("[[processors]] {e}"))?;
+        self.firehose
+            .validate()
+            .map_err(|e| anyhow!("[firehose] {e}"))?;
+        self.lake.validate().map_err(|e| anyhow!("[lake] {e}"))?;
         Ok(())
     }
 

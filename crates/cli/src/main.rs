@@ -163,6 +163,19 @@ pub enum BenchMode {
     /// Put-to-push latency through SubscribeToShard (enhanced fan-out).
     Efo,
     Read,
+    /// A stream-to-stream pipeline: JSON records put into --stream, matched by id on
+    /// --output-stream (put-to-processed latency, lost, duplicates), after a raw PutRecords
+    /// phase for comparison.
+    Pipeline,
+}
+
+/// How the pipeline mode reads the output stream.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BenchRead {
+    /// GetRecords loops (any endpoint; adds about 1-2 ms of polling to each latency).
+    Poll,
+    /// SubscribeToShard through a registered consumer (enhanced fan-out): records are pushed.
+    Efo,
 }
 
 #[derive(clap::Args, Debug)]
@@ -184,11 +197,30 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
     /// Stop after this many records.
-    #[arg(long)]
+    #[arg(long, alias = "records")]
     pub records_max: Option<u64>,
-    /// e2e mode: records per second.
-    #[arg(long, default_value_t = 1000)]
-    pub rate: u64,
+    /// Records per second: e2e and efo (default 1000); pipeline (default: as fast as the
+    /// source takes them).
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// pipeline mode: the stream the pipeline writes to (the --stream itself measures
+    /// put-to-get).
+    #[arg(long)]
+    pub output_stream: Option<String>,
+    /// pipeline mode: seconds to keep reading the output after the last put, for records still
+    /// missing (at most 600); those not seen by then are reported lost.
+    #[arg(long, default_value_t = 30.0)]
+    pub drain_timeout: f64,
+    /// pipeline mode: seconds of raw PutRecords into a scratch stream before the pipeline
+    /// phase (at most 600).
+    #[arg(long, default_value_t = 3.0)]
+    pub raw_put_duration: f64,
+    /// pipeline mode: skip the raw PutRecords phase.
+    #[arg(long)]
+    pub skip_raw_put: bool,
+    /// pipeline mode: how the output stream is read.
+    #[arg(long, value_enum, default_value = "poll")]
+    pub read: BenchRead,
     /// Also write the JSON report to this file.
     #[arg(long)]
     pub output: Option<PathBuf>,

@@ -99,15 +99,69 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir: data_dir.clone(),
         started: std::time::Instant::now(),
     };
+    // ---- The lake and its S3 API (sluice-lake, sluice-s3): objects under <data_dir>/lake or on
+    // the S3-compatible store [lake] names, served on this port as the gateway's fallback. ----
+    let lake = sluice_lake::Lake::open(&config.lake, &data_dir).context("[lake]")?;
+    let s3 = sluice_s3::S3::new(
+        lake.clone(),
+        credentials.clone(),
+        config
+            .access_keys
+            .iter()
+            .map(|k| (k.access_key_id.clone(), k.secret_access_key.clone())),
+        sluice_s3::S3Options {
+            region: config.region.clone(),
+            virtual_host_domains: config.lake.virtual_host_domains.clone(),
+            now_ms: {
+                let clock = streams.clone();
+                Arc::new(move || clock.now_ms())
+            },
+        },
+    );
+    {
+        // Temporary files a crash left behind.
+        let lake = lake.clone();
+        tokio::spawn(async move {
+            if let Err(e) = lake.sweep().await {
+                tracing::warn!(error = %e, "sweeping the lake's temporary files");
+            }
+        });
+    }
+    // ---- end lake ----
+    // ---- Firehose (sluice-firehose): delivery streams, their durable buffers under
+    // <data_dir>/firehose, delivery into the lake above; transformation functions run on
+    // sluice's Lambda. ----
+    let firehose = {
+        let options = sluice_firehose::FirehoseOptions {
+            config: config.firehose.clone(),
+            data_dir: data_dir.clone(),
+            region: config.region.clone(),
+            account_id: config.account_id.clone(),
+            log: config.storage.clone(),
+            streams: streams.clone(),
+            lake: lake.clone(),
+            clock: Arc::new(SystemClock),
+        };
+        let firehose =
+            tokio::task::spawn_blocking(move || sluice_firehose::Firehose::open(options))
+                .await?
+                .context("opening the delivery streams")?;
+        firehose.set_transformer(Arc::new(LambdaTransformer(Arc::downgrade(&lambda))));
+        firehose
+    };
+    // ---- end Firehose ----
     let router = {
         let clock = streams.clone();
         let mut gateway = Gateway::new(credentials, Arc::new(move || clock.now_ms())).json(kinesis);
+        gateway = gateway.json(firehose.clone());
         let lambda_router = lambda.router();
         for prefix in sluice_lambda::PATH_PREFIXES {
             gateway = gateway.rest(prefix, lambda_router.clone());
         }
         gateway
             .routes(crate::observe::routes(Arc::new(observer)))
+            // S3: whatever no other service claims (lake).
+            .fallback(s3.router())
             .cors(config.cors.clone())
             .into_router()
     };
@@ -124,6 +178,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     lambda.set_endpoint_url(format!("http://{handler_addr}"));
     lambda.start_mappings();
+    // Firehose: delivery tasks, and its time-driven work (deletions, buffer retention).
+    firehose.start();
+    let firehose_maintenance = {
+        let firehose = firehose.clone();
+        let every = Duration::from_millis(config.streams.maintenance_interval_ms.max(10));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let f = firehose.clone();
+                let _ = tokio::task::spawn_blocking(move || f.tick()).await;
+            }
+        })
+    };
     println!("sluice listening on http://{addr}");
     println!("sluice data directory: {}", data_dir.display());
     tracing::info!(%addr, data_dir = %data_dir.display(), sync = ?config.storage.sync, auth, functions = lambda.function_count(), mappings = lambda.mapping_count(), "sluice started");
@@ -179,6 +247,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     upkeep.abort();
     // Processors write to streams: stopped before the streams close.
     processors.stop().await;
+    // Firehose: each delivery task finishes the object it is writing; what is still
+    // buffered stays in the durable buffer for the next start.
+    firehose_maintenance.abort();
+    firehose.shutdown().await;
     lambda.shutdown().await;
     tracing::info!("shutting down: finishing queued writes");
     tokio::task::spawn_blocking(move || streams.close()).await?;
@@ -192,5 +264,24 @@ async fn shutdown(mut term: tokio::signal::unix::Signal) {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term.recv() => {}
+    }
+}
+
+/// Firehose's transformation functions, run on sluice's Lambda (held weakly: a delivery task
+/// never keeps Lambda alive).
+struct LambdaTransformer(std::sync::Weak<Lambda>);
+
+impl sluice_firehose::RecordTransformer for LambdaTransformer {
+    fn transform<'a>(
+        &'a self,
+        function_arn: &'a str,
+        payload: axum::body::Bytes,
+    ) -> sluice_firehose::BoxFuture<'a, Result<axum::body::Bytes, String>> {
+        Box::pin(async move {
+            match self.0.upgrade() {
+                Some(lambda) => lambda.invoke_json(function_arn, payload).await,
+                None => Err("Lambda is shutting down".into()),
+            }
+        })
     }
 }

@@ -168,6 +168,48 @@ impl Lambda {
         self.runtimes.shutdown().await;
     }
 
+    // ---- For services inside sluice (Firehose's data transformation) ----
+
+    /// Runs `function` (a name or an ARN of this region and account; `$LATEST`) once with
+    /// `payload`, as Invoke RequestResponse does (same process pools, metrics and
+    /// throttling), and returns the handler's answer. `Err` says why there is none: the
+    /// function is missing, was throttled or could not run, or the handler failed or timed
+    /// out (`<errorType>: <message>`).
+    pub async fn invoke_json(&self, function: &str, payload: Bytes) -> Result<Bytes, String> {
+        let r = self.function_ref(function).map_err(|e| e.to_string())?;
+        let not_found = || format!("Function not found: {}", r.arn(&self.scope, None));
+        if !r.in_scope(&self.scope) {
+            return Err(not_found());
+        }
+        let f = self.store.get(&r.name).ok_or_else(not_found)?;
+        let request_id = crate::store::new_revision_id();
+        let invocation = ops::invoke::invocation(self, &f, &request_id, payload, None, None);
+        match ops::invoke::execute(self, &f, invocation).await {
+            Ok(result) => match result.outcome {
+                sluice_runtime::InvokeOutcome::Success(body) => Ok(body),
+                sluice_runtime::InvokeOutcome::FunctionError {
+                    error_type,
+                    payload,
+                } => Err(format!(
+                    "{error_type}: {}",
+                    String::from_utf8_lossy(&payload[..payload.len().min(1024)])
+                )),
+                sluice_runtime::InvokeOutcome::TimedOut => {
+                    Err("Sandbox.Timedout: the function timed out".into())
+                }
+                sluice_runtime::InvokeOutcome::RuntimeFailed {
+                    error_type,
+                    message,
+                } => Err(format!("{error_type}: {message}")),
+            },
+            Err(failure) => Err(format!(
+                "{}: {}",
+                failure.error.type_name(),
+                failure.error.message.unwrap_or_default()
+            )),
+        }
+    }
+
     /// Parses a function reference from the path, as the reading operations take it.
     pub(crate) fn function_ref(&self, raw: &str) -> Result<FunctionRef, ApiError> {
         FunctionRef::parse(

@@ -9,8 +9,21 @@
 //! - `efo`: put-to-push latency with enhanced fan-out: the same producer as `e2e`, while a
 //!   registered consumer holds one SubscribeToShard subscription per shard (HTTP/2) and each
 //!   record's latency is push − send.
+//! - `pipeline`: a stream-to-stream pipeline (a processor between two streams) measured only
+//!   through the Kinesis API: JSON records carrying an id and their send time are put into the
+//!   source stream while every shard of the output stream is read, and output records are
+//!   matched to sent ones by id (put-to-processed latency, records lost, duplicates), after a
+//!   short raw PutRecords phase into a scratch stream for comparison ([`pipeline`]).
 //!
-//! Every run is bounded by `duration_s` and, optionally, `records_max`.
+//! Every run is bounded by `duration_s` and, optionally, `records_max`; the pipeline mode also
+//! by its drain timeout. [`run`] returns an [`Outcome`]: a [`Report`] for the first four modes,
+//! a [`PipelineReport`] for `pipeline`.
+
+pub mod pipeline;
+mod stamp;
+mod tracker;
+
+pub use pipeline::{PipelineOptions, PipelineReport, PutPhase, ReadMethod};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,6 +43,7 @@ pub enum Mode {
     E2e,
     Read,
     Efo,
+    Pipeline,
 }
 
 #[derive(Debug, Clone)]
@@ -46,11 +60,14 @@ pub struct Options {
     /// e2e: records per second the producer sends.
     pub rate: u64,
     pub seed: u64,
+    /// What only the pipeline mode uses.
+    pub pipeline: PipelineOptions,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Latency {
     pub p50_ms: f64,
+    pub p90_ms: f64,
     pub p99_ms: f64,
     pub p999_ms: f64,
     pub max_ms: f64,
@@ -109,10 +126,11 @@ async fn merge(
     Ok(())
 }
 
-fn latency(h: &Histogram<u64>) -> Latency {
+pub(crate) fn latency(h: &Histogram<u64>) -> Latency {
     let ms = |us: u64| us as f64 / 1000.0;
     Latency {
         p50_ms: ms(h.value_at_quantile(0.50)),
+        p90_ms: ms(h.value_at_quantile(0.90)),
         p99_ms: ms(h.value_at_quantile(0.99)),
         p999_ms: ms(h.value_at_quantile(0.999)),
         max_ms: ms(h.max()),
@@ -157,10 +175,11 @@ fn report(
     }
 }
 
-/// Makes sure the stream exists and is ACTIVE; returns its shard ids.
-async fn prepare(client: &Client, o: &Options) -> Result<Vec<String>, LoadError> {
+/// Makes sure the stream exists (created with `shards` shards if not) and is ACTIVE; returns
+/// its shard ids.
+async fn prepare(client: &Client, stream: &str, shards: u32) -> Result<Vec<String>, LoadError> {
     match client
-        .call("DescribeStreamSummary", &json!({"StreamName": o.stream}))
+        .call("DescribeStreamSummary", &json!({"StreamName": stream}))
         .await
     {
         Ok(_) => {}
@@ -168,7 +187,7 @@ async fn prepare(client: &Client, o: &Options) -> Result<Vec<String>, LoadError>
             client
                 .call(
                     "CreateStream",
-                    &json!({"StreamName": o.stream, "ShardCount": o.shards}),
+                    &json!({"StreamName": stream, "ShardCount": shards}),
                 )
                 .await?;
         }
@@ -176,11 +195,11 @@ async fn prepare(client: &Client, o: &Options) -> Result<Vec<String>, LoadError>
     }
     for _ in 0..600 {
         let d = client
-            .call("DescribeStreamSummary", &json!({"StreamName": o.stream}))
+            .call("DescribeStreamSummary", &json!({"StreamName": stream}))
             .await?;
         if d["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE" {
             let shards = client
-                .call("ListShards", &json!({"StreamName": o.stream}))
+                .call("ListShards", &json!({"StreamName": stream}))
                 .await?;
             let ids = shards["Shards"]
                 .as_array()
@@ -195,24 +214,54 @@ async fn prepare(client: &Client, o: &Options) -> Result<Vec<String>, LoadError>
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Err(LoadError::Setup(format!(
-        "stream {} did not become ACTIVE within 60 s",
-        o.stream
+        "stream {stream} did not become ACTIVE within 60 s"
     )))
 }
 
-pub async fn run(client: Client, o: Options) -> Result<Report, LoadError> {
-    if o.batch == 0 || o.batch > 500 || o.concurrency == 0 || o.duration_s <= 0.0 {
+/// What a run reports: the shape depends on the mode.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Outcome {
+    /// `put`, `e2e`, `read`, `efo`.
+    Stream(Report),
+    Pipeline(Box<PipelineReport>),
+}
+
+pub async fn run(client: Client, o: Options) -> Result<Outcome, LoadError> {
+    if o.batch == 0
+        || o.batch > 500
+        || o.concurrency == 0
+        || !(o.duration_s.is_finite() && o.duration_s > 0.0)
+    {
         return Err(LoadError::Setup(
             "batch must be 1..=500, concurrency and duration positive".into(),
         ));
     }
-    let shards = prepare(&client, &o).await?;
-    match o.mode {
-        Mode::Put => put(client, o, shards.len()).await,
-        Mode::E2e => e2e(client, o, shards).await,
-        Mode::Read => read(client, o, shards).await,
-        Mode::Efo => efo(client, o, shards).await,
-    }
+    let shards = || prepare(&client, &o.stream, o.shards);
+    let report = match o.mode {
+        Mode::Put => {
+            let count = shards().await?.len();
+            put(client, o, count).await
+        }
+        Mode::E2e => {
+            let ids = shards().await?;
+            e2e(client, o, ids).await
+        }
+        Mode::Read => {
+            let ids = shards().await?;
+            read(client, o, ids).await
+        }
+        Mode::Efo => {
+            let ids = shards().await?;
+            efo(client, o, ids).await
+        }
+        Mode::Pipeline => {
+            return pipeline::run(client, &o)
+                .await
+                .map(|r| Outcome::Pipeline(Box::new(r)))
+        }
+    };
+    report.map(Outcome::Stream)
 }
 
 /// PutRecords bodies with random partition keys; the loop reuses them round-robin so the
@@ -305,7 +354,7 @@ async fn put(client: Client, o: Options, shard_count: usize) -> Result<Report, L
 }
 
 /// `FailedRecordCount` of a PutRecords answer, without parsing the whole body.
-fn count_failed(resp: &[u8]) -> usize {
+pub(crate) fn count_failed(resp: &[u8]) -> usize {
     let key = b"\"FailedRecordCount\":";
     resp.windows(key.len())
         .position(|w| w == key)
@@ -452,13 +501,16 @@ fn sent_at(data_b64: &str) -> Option<u64> {
         .and_then(|d| d.first_chunk::<8>().map(|b| u64::from_le_bytes(*b)))
 }
 
-/// The loadgen's registered consumer of the stream (registered if needed), once ACTIVE.
-async fn consumer(client: &Client, stream_arn: &str) -> Result<String, LoadError> {
-    const NAME: &str = "sluice-loadgen";
+/// The loadgen's registered consumer `name` of the stream (registered if needed), once ACTIVE.
+pub(crate) async fn consumer(
+    client: &Client,
+    stream_arn: &str,
+    name: &str,
+) -> Result<String, LoadError> {
     match client
         .call(
             "RegisterStreamConsumer",
-            &json!({"StreamARN": stream_arn, "ConsumerName": NAME}),
+            &json!({"StreamARN": stream_arn, "ConsumerName": name}),
         )
         .await
     {
@@ -470,7 +522,7 @@ async fn consumer(client: &Client, stream_arn: &str) -> Result<String, LoadError
         let d = client
             .call(
                 "DescribeStreamConsumer",
-                &json!({"StreamARN": stream_arn, "ConsumerName": NAME}),
+                &json!({"StreamARN": stream_arn, "ConsumerName": name}),
             )
             .await?;
         let c = &d["ConsumerDescription"];
@@ -492,7 +544,7 @@ async fn efo(client: Client, o: Options, shards: Vec<String>) -> Result<Report, 
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let consumer_arn = consumer(&client, &stream_arn).await?;
+    let consumer_arn = consumer(&client, &stream_arn, "sluice-loadgen").await?;
     let epoch = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let totals = Totals::new();

@@ -559,7 +559,7 @@ async fn checkpoints_commit_atomically_with_consumer_state_and_survive_reopen() 
     ));
     let big = StateWrite::Put {
         key: "big".into(),
-        value: vec![0; 64 * 1024 + 1],
+        value: vec![0; sluice_streams::CONSUMER_STATE_VALUE_BYTES_MAX + 1],
     };
     assert!(matches!(
         s.commit_checkpoints(&name, "cp", &[], &[big]),
@@ -567,7 +567,7 @@ async fn checkpoints_commit_atomically_with_consumer_state_and_survive_reopen() 
     ));
     let at_limit = StateWrite::Put {
         key: "k".repeat(256),
-        value: vec![0; 64 * 1024],
+        value: vec![0; sluice_streams::CONSUMER_STATE_VALUE_BYTES_MAX],
     };
     s.commit_checkpoints(&name, "cp", &[], &[at_limit]).unwrap();
     s.commit_checkpoints(

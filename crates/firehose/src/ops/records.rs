@@ -1,0 +1,248 @@
+//! PutRecord and PutRecordBatch: records are acknowledged once they are durable in the
+//! delivery stream's buffer (a sluice log; `Streams::put` completes after the fsync).
+
+use bytes::Bytes;
+use serde_json::{json, Value as Json};
+use sluice_aws::validate::Validator;
+use sluice_aws::value::Input;
+use sluice_aws::ApiError;
+use sluice_streams::{even_ranges, Record, ShardId, ShardStart, StreamsError};
+
+use super::{name_member, present, Firehose};
+use crate::error::{buffer_error, FirehoseError};
+use crate::limits;
+use crate::model::{Status, StreamType};
+
+#[derive(Debug)]
+pub struct PutRecordRequest {
+    name: String,
+    data: Bytes,
+}
+
+impl PutRecordRequest {
+    pub fn parse(input: Input<'_>) -> Result<Self, ApiError> {
+        let mut v = Validator::new();
+        let name = input.str("DeliveryStreamName")?;
+        name_member(&mut v, name, true);
+        let record = input.structure("Record")?;
+        v.required(record.as_ref(), "record");
+        let mut data = None;
+        if let Some(r) = record {
+            data = r.blob("Data")?;
+            v.required(data.as_ref(), "record.data");
+            v.blob_len(
+                data.as_ref().map(Vec::len),
+                "record.data",
+                limits::RECORD_DATA_BYTES_MAX,
+            );
+        }
+        v.finish()?;
+        Ok(PutRecordRequest {
+            name: present(name)?.to_string(),
+            data: Bytes::from(present(data)?),
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct PutRecordBatchRequest {
+    name: String,
+    records: Vec<Bytes>,
+}
+
+impl PutRecordBatchRequest {
+    pub fn parse(input: Input<'_>) -> Result<Self, ApiError> {
+        let mut v = Validator::new();
+        let name = input.str("DeliveryStreamName")?;
+        name_member(&mut v, name, true);
+        let list = input.list("Records")?;
+        v.required(list, "records");
+        let mut records = Vec::new();
+        if let Some(list) = list {
+            let shown = || {
+                format!(
+                    "[{}]",
+                    vec!["com.amazonaws.firehose.v20150804.Record@6e4a4d3"; list.len()].join(", ")
+                )
+            };
+            v.count(
+                list.len(),
+                "records",
+                1,
+                limits::PUT_RECORD_BATCH_RECORDS_MAX,
+                shown,
+            );
+            for (i, e) in list.iter().enumerate() {
+                let r = Input::element(e, input.format)?;
+                let data = r.blob("Data")?;
+                let path = format!("records.{}.member.data", i + 1);
+                v.required(data.as_ref(), &path);
+                v.blob_len(
+                    data.as_ref().map(Vec::len),
+                    &path,
+                    limits::RECORD_DATA_BYTES_MAX,
+                );
+                if let Some(d) = data {
+                    records.push(Bytes::from(d));
+                }
+            }
+        }
+        v.finish()?;
+        let total: usize = records.iter().map(Bytes::len).sum();
+        if total > limits::PUT_RECORD_BATCH_BYTES_MAX {
+            return Err(ApiError::invalid_argument(format!(
+                "Records size exceeds 4 MiB limit: the records of this request take {total} bytes."
+            )));
+        }
+        Ok(PutRecordBatchRequest {
+            name: present(name)?.to_string(),
+            records,
+        })
+    }
+}
+
+impl Firehose {
+    /// Checks that `name` takes puts now, and that its backlog leaves room.
+    fn admit(&self, name: &str) -> Result<(bool, crate::metrics::StreamMetrics), ApiError> {
+        let (ds_type, status, encrypted, metrics, committed) = {
+            let entries = self.lock();
+            let e = entries.get(name).ok_or_else(|| {
+                self.fail(FirehoseError::NotFound {
+                    name: name.to_string(),
+                })
+            })?;
+            (
+                e.ds.stream_type,
+                self.status(&e.ds),
+                e.ds.encryption.enabled,
+                e.metrics.clone(),
+                e.runner.as_ref().and_then(|r| r.progress.committed()),
+            )
+        };
+        match status {
+            Status::Active => {}
+            Status::Deleting => {
+                return Err(self.fail(FirehoseError::NotFound {
+                    name: name.to_string(),
+                }))
+            }
+            s => {
+                return Err(self.fail(FirehoseError::NotActive {
+                    name: name.to_string(),
+                    status: s,
+                }))
+            }
+        }
+        if ds_type == StreamType::KinesisStreamAsSource {
+            return Err(self.fail(FirehoseError::KinesisSource {
+                name: name.to_string(),
+            }));
+        }
+        if let Some(committed) = committed {
+            let mut backlog = 0u64;
+            for shard in 0..self.config.buffer_shards {
+                if let Ok(c) = self
+                    .buffers
+                    .cursor(name, ShardId(shard), ShardStart::Latest)
+                {
+                    backlog += c
+                        .offset
+                        .saturating_sub(committed.get(&shard).copied().unwrap_or(0));
+                }
+            }
+            metrics.backlog_records.set(backlog as f64);
+            if backlog >= self.config.backlog_records_max {
+                return Err(self.fail(FirehoseError::Backlog {
+                    name: name.to_string(),
+                }));
+            }
+        }
+        Ok((encrypted, metrics))
+    }
+
+    /// Appends `records` to the buffer of `name` on one shard (round-robin): one outcome per
+    /// record once they are durable.
+    async fn append(
+        &self,
+        name: &str,
+        records: Vec<Bytes>,
+    ) -> Result<Vec<Result<String, StreamsError>>, ApiError> {
+        let n = self.config.buffer_shards.max(1);
+        let shard = (self
+            .next_shard
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % u64::from(n)) as usize;
+        let hash = even_ranges(n).get(shard).map(|r| r.0);
+        let records = records
+            .into_iter()
+            .map(|data| Record {
+                partition_key: Bytes::from_static(b"firehose"),
+                explicit_hash_key: hash,
+                data,
+            })
+            .collect();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.buffers
+            .put(
+                name,
+                records,
+                Box::new(move |outcomes| {
+                    let _ = tx.send(outcomes);
+                }),
+            )
+            .map_err(|e| self.fail(FirehoseError::Buffer(e)))?;
+        let outcomes = rx.await.map_err(|_| ApiError::internal())?;
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.map(|r| r.sequence_number.to_string()))
+            .collect())
+    }
+
+    pub(crate) async fn put_record(&self, r: PutRecordRequest) -> Result<Json, ApiError> {
+        let (encrypted, metrics) = self.admit(&r.name)?;
+        let bytes = r.data.len() as u64;
+        let mut outcomes = self.append(&r.name, vec![r.data]).await?;
+        match outcomes.pop() {
+            Some(Ok(id)) => {
+                metrics.incoming_records.increment(1);
+                metrics.incoming_bytes.increment(bytes);
+                Ok(json!({ "RecordId": id, "Encrypted": encrypted }))
+            }
+            Some(Err(e)) => Err(buffer_error(&e)),
+            None => Err(ApiError::internal()),
+        }
+    }
+
+    pub(crate) async fn put_record_batch(
+        &self,
+        r: PutRecordBatchRequest,
+    ) -> Result<Json, ApiError> {
+        let (encrypted, metrics) = self.admit(&r.name)?;
+        let sizes: Vec<u64> = r.records.iter().map(|d| d.len() as u64).collect();
+        let outcomes = self.append(&r.name, r.records).await?;
+        let mut failed = 0;
+        let mut responses = Vec::with_capacity(outcomes.len());
+        for (o, size) in outcomes.into_iter().zip(sizes) {
+            match o {
+                Ok(id) => {
+                    metrics.incoming_records.increment(1);
+                    metrics.incoming_bytes.increment(size);
+                    responses.push(json!({ "RecordId": id }));
+                }
+                Err(e) => {
+                    failed += 1;
+                    let api = buffer_error(&e);
+                    responses.push(json!({
+                        "ErrorCode": api.type_name(),
+                        "ErrorMessage": api.message.unwrap_or_default(),
+                    }));
+                }
+            }
+        }
+        Ok(json!({
+            "FailedPutCount": failed,
+            "Encrypted": encrypted,
+            "RequestResponses": responses,
+        }))
+    }
+}
