@@ -37,6 +37,22 @@ pub fn from_ms(ms: i64) -> Civil {
     }
 }
 
+/// ISO 8601 in UTC with milliseconds, as AWS writes timestamps in XML and event records:
+/// `2019-11-14T00:38:06.021Z`.
+pub fn iso8601_ms(ms: i64) -> String {
+    let c = from_ms(ms);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        c.year,
+        c.month,
+        c.day,
+        c.hour,
+        c.minute,
+        c.second,
+        ms.rem_euclid(1000)
+    )
+}
+
 pub fn to_ms(year: i64, month: i64, day: i64, hour: i64, minute: i64, second: i64) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);

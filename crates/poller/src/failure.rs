@@ -60,17 +60,7 @@ pub struct ResponseContext {
 
 /// `2019-11-14T00:38:06.021Z`.
 pub fn iso_ms(ms: i64) -> String {
-    let c = civil::from_ms(ms);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        c.year,
-        c.month,
-        c.day,
-        c.hour,
-        c.minute,
-        c.second,
-        ms.rem_euclid(1000)
-    )
+    civil::iso8601_ms(ms)
 }
 
 /// Lambda's failure record for a Kinesis batch.

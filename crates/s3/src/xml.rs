@@ -55,17 +55,7 @@ impl Xml {
 
 /// `2009-10-12T17:50:30.000Z`.
 pub(crate) fn iso8601(ms: i64) -> String {
-    let c = sluice_aws::civil::from_ms(ms);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        c.year,
-        c.month,
-        c.day,
-        c.hour,
-        c.minute,
-        c.second,
-        ms.rem_euclid(1000)
-    )
+    sluice_aws::civil::iso8601_ms(ms)
 }
 
 /// Reads a document, calling `end(path, text)` as each element closes: the path of local names
