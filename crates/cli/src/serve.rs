@@ -50,6 +50,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "any credentials accepted"
     };
     let kinesis = Arc::new(Service::new(streams.clone())?);
+    // The lake (sluice-lake): objects under <data_dir>/lake or on the S3-compatible store [lake]
+    // names; the S3 API below serves it, mappings' on-failure destinations write into it.
+    let lake = sluice_lake::Lake::open(&config.lake, &data_dir).context("[lake]")?;
     let lambda = {
         let clock = streams.clone();
         // Handlers get credentials sluice accepts, for AWS SDKs calls back to it.
@@ -76,7 +79,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             handler_access_key,
             now_ms: Arc::new(move || clock.now_ms()),
             streams: streams.clone(),
-            lake_dir: data_dir.join("lake"),
+            lake: lake.clone(),
         };
         let runtimes = Arc::new(Runtimes::new(config.lambda.runtimes_config()));
         tokio::task::spawn_blocking(move || Lambda::open(options, runtimes))
@@ -101,7 +104,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     // ---- The lake and its S3 API (sluice-lake, sluice-s3): objects under <data_dir>/lake or on
     // the S3-compatible store [lake] names, served on this port as the gateway's fallback. ----
-    let lake = sluice_lake::Lake::open(&config.lake, &data_dir).context("[lake]")?;
     let s3 = sluice_s3::S3::new(
         lake.clone(),
         credentials.clone(),
@@ -196,7 +198,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     println!("sluice data directory: {}", data_dir.display());
     tracing::info!(%addr, data_dir = %data_dir.display(), sync = ?config.storage.sync, auth, functions = lambda.function_count(), mappings = lambda.mapping_count(), "sluice started");
 
-    let processors = processors.start(streams.clone(), &data_dir.join("lake"));
+    let processors = processors.start(streams.clone(), lake.clone());
     let upkeep = crate::observe::spawn_upkeep(prometheus);
     let maintenance = {
         let streams = streams.clone();

@@ -328,13 +328,12 @@ impl Processors {
         self.prepared.is_empty()
     }
 
-    /// Starts a poller per processor (needs a tokio runtime). `lake_dir` is the object store's
-    /// root, for the failure destinations' sake; processors only write failure records to
-    /// streams.
-    pub fn start(self, streams: Arc<Streams>, lake_dir: &Path) -> Running {
+    /// Starts a poller per processor (needs a tokio runtime). `lake` is for the failure
+    /// destinations' sake; processors only write failure records to streams.
+    pub fn start(self, streams: Arc<Streams>, lake: sluice_lake::Lake) -> Running {
         let sinks = Arc::new(FailureSinks {
             streams: streams.clone(),
-            lake_dir: lake_dir.to_path_buf(),
+            lake,
         });
         let pollers = self
             .prepared

@@ -112,7 +112,7 @@ async fn a_processor_transforms_its_source_into_its_output() {
     }
     let processors = Processors::prepare(&[config("p")], None, "us-east-1", "000000000000")
         .unwrap()
-        .start(s.clone(), &dir.path().join("lake"));
+        .start(s.clone(), sluice_lake::Lake::local(dir.path().join("lake")));
     let mut records = Vec::new();
     for i in 0..30 {
         let kind = if i % 3 == 0 { "view" } else { "click" };
@@ -150,7 +150,7 @@ async fn a_processor_waits_for_streams_that_do_not_exist_yet() {
     let s = open(dir.path());
     let processors = Processors::prepare(&[config("late")], None, "us-east-1", "000000000000")
         .unwrap()
-        .start(s.clone(), &dir.path().join("lake"));
+        .start(s.clone(), sluice_lake::Lake::local(dir.path().join("lake")));
     tokio::time::sleep(Duration::from_millis(300)).await;
     create(&s, "clicks", 1);
     put(

@@ -265,7 +265,7 @@ impl Mappings {
     pub(crate) fn open(
         data_dir: &Path,
         streams: Arc<Streams>,
-        lake_dir: PathBuf,
+        lake: sluice_lake::Lake,
         state_delay_ms: u64,
     ) -> Result<Mappings, StoreError> {
         let (store, found) = MappingStore::open(data_dir)?;
@@ -290,7 +290,7 @@ impl Mappings {
         }
         let sinks = Arc::new(FailureSinks {
             streams: streams.clone(),
-            lake_dir,
+            lake,
         });
         Ok(Mappings {
             store,
@@ -620,7 +620,13 @@ mod tests {
         for r in [&creating, &updating_disabled, &deleting] {
             store.put(r).unwrap();
         }
-        let m = Mappings::open(tmp.path(), streams.clone(), tmp.path().join("lake"), 0).unwrap();
+        let m = Mappings::open(
+            tmp.path(),
+            streams.clone(),
+            sluice_lake::Lake::local(tmp.path().join("lake")),
+            0,
+        )
+        .unwrap();
         assert_eq!(m.get(A).unwrap().state, MappingState::Enabled);
         assert_eq!(m.get(B).unwrap().state, MappingState::Disabled);
         assert!(m.get(C).is_none());

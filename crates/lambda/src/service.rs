@@ -3,7 +3,7 @@
 //! Lambda's answer (REST-JSON) with the request id.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use axum::body::{Body, Bytes};
@@ -64,8 +64,8 @@ pub struct LambdaOptions {
     /// The stream registry event source mappings read (and on-failure destination streams
     /// are written through).
     pub streams: Arc<Streams>,
-    /// `<data_dir>/lake`: where on-failure destination buckets are.
-    pub lake_dir: PathBuf,
+    /// The lake on-failure destination buckets are in.
+    pub lake: sluice_lake::Lake,
 }
 
 /// The Lambda service: the function store, the process pools, the Event queues and the
@@ -106,7 +106,7 @@ impl Lambda {
         let mappings = Mappings::open(
             &options.data_dir,
             options.streams,
-            options.lake_dir,
+            options.lake,
             options.config.mapping_state_delay_ms,
         )?;
         Ok(Arc::new(Lambda {

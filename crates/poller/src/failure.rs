@@ -3,11 +3,9 @@
 //! `aws/lambda/<UUID>/<shardId>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<uuid>`) in sluice's lake, or, as
 //! a sluice extension, a stream (one record per failure, partition key the shard id).
 //!
-//! The lake is a directory: a bucket is a directory under it, an object a file at its key.
-//! Objects are written whole (temporary file, fsync, rename, fsync of the directory), so a
-//! reader never sees a partial one.
+//! Objects go through `sluice_lake::Lake`: written whole and durably, in the local lake
+//! directory or on the S3-compatible store the lake is configured with.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -143,8 +141,8 @@ pub fn object_key(mapping_uuid: &str, shard_name: &str, now_ms: i64) -> String {
 /// What failure destinations write through.
 pub struct FailureSinks {
     pub streams: Arc<Streams>,
-    /// The lake's root directory: a bucket is a directory under it, an object a file.
-    pub lake_dir: PathBuf,
+    /// The lake (local directory or a remote S3-compatible store).
+    pub lake: sluice_lake::Lake,
 }
 
 impl FailureSinks {
@@ -166,10 +164,10 @@ impl FailureSinks {
                 }
                 let bytes = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;
                 let key = object_key(mapping_uuid, shard_name, self.streams.now_ms());
-                let bucket_dir = self.lake_dir.join(bucket);
-                tokio::task::spawn_blocking(move || write_object(&bucket_dir, &key, &bytes))
+                self.lake
+                    .put_object(bucket, &key, Bytes::from(bytes))
                     .await
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())
             }
             FailureDestination::Stream { stream, .. } => {
                 let data = serde_json::to_vec(record).map_err(|e| e.to_string())?;
@@ -198,35 +196,6 @@ impl FailureSinks {
     }
 }
 
-/// Writes `bytes` as the object `key` of the bucket directory (made if missing): a temporary
-/// file, fsync, rename, fsync of the directory.
-pub fn write_object(bucket_dir: &Path, key: &str, bytes: &[u8]) -> Result<(), String> {
-    use std::io::Write;
-    if key
-        .split('/')
-        .any(|p| p.is_empty() || p == "." || p == "..")
-    {
-        return Err(format!("invalid object key {key:?}"));
-    }
-    let path = bucket_dir.join(key);
-    let dir = path
-        .parent()
-        .ok_or_else(|| format!("invalid object key {key:?}"))?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let tmp = dir.join(format!(".{}.tmp", uuid4()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(|e| format!("{}: {e}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,19 +211,5 @@ mod tests {
         let u = uuid4();
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
-    }
-
-    #[test]
-    fn objects_are_written_whole_and_keys_stay_inside() {
-        let dir = tempfile::tempdir().unwrap();
-        write_object(dir.path(), "a/b/c.json", b"{}").unwrap();
-        assert_eq!(std::fs::read(dir.path().join("a/b/c.json")).unwrap(), b"{}");
-        assert!(write_object(dir.path(), "../x", b"").is_err());
-        assert!(write_object(dir.path(), "a//x", b"").is_err());
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("a/b"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(leftovers.len(), 1);
     }
 }

@@ -50,7 +50,7 @@ fn env() -> Env {
     let lake = dir.path().join("lake");
     let sinks = Arc::new(FailureSinks {
         streams: streams.clone(),
-        lake_dir: lake.clone(),
+        lake: sluice_lake::Lake::local(lake.clone()),
     });
     Env {
         _dir: dir,

@@ -1082,7 +1082,7 @@ mod api {
                 handler_access_key: ("test".into(), "test".into()),
                 now_ms: Arc::new(move || clock.now_ms()),
                 streams: streams.clone(),
-                lake_dir: dir.join("lake"),
+                lake: sluice_lake::Lake::local(dir.join("lake")),
             },
             runtimes,
         )
