@@ -638,6 +638,20 @@ async fn filters_skip_unmatched_records_and_checkpoint_past_them() {
     assert!(again.calls().is_empty(), "{:?}", again.calls());
 }
 
+/// A windowed function that counts its window's records in its state (`{"total": n}`).
+fn summing() -> Arc<Scripted> {
+    Scripted::new(|b, _| {
+        let w = b.window.as_ref().unwrap();
+        let total =
+            w.state.get("total").and_then(Value::as_u64).unwrap_or(0) + b.records.len() as u64;
+        Outcome::Success {
+            item_failures: Vec::new(),
+            state: Some(json!({ "total": total })),
+            unreadable: false,
+        }
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tumbling_windows_carry_state_and_end_with_a_final_invocation() {
     let e = env();
@@ -649,16 +663,7 @@ async fn tumbling_windows_carry_state_and_end_with_a_final_invocation() {
     e.clock.advance(1_000);
     put(&e.streams, "s", keyed(1, 3, 2)).await;
     // The function sums in its state.
-    let target = Scripted::new(|b, _| {
-        let w = b.window.as_ref().unwrap();
-        let total =
-            w.state.get("total").and_then(Value::as_u64).unwrap_or(0) + b.records.len() as u64;
-        Outcome::Success {
-            item_failures: Vec::new(),
-            state: Some(json!({ "total": total })),
-            unreadable: false,
-        }
-    });
+    let target = summing();
     let mut sp = spec("m9", "s");
     sp.tumbling_window_s = 60;
     sp.batch_size = 3;
@@ -701,18 +706,6 @@ async fn window_state_survives_a_restart() {
     let now = e.clock.0.load(Ordering::SeqCst);
     e.clock.advance(60_000 - now.rem_euclid(60_000));
     put(&e.streams, "s", keyed(1, 0, 2)).await;
-    let summing = || {
-        Scripted::new(|b, _| {
-            let w = b.window.as_ref().unwrap();
-            let total =
-                w.state.get("total").and_then(Value::as_u64).unwrap_or(0) + b.records.len() as u64;
-            Outcome::Success {
-                item_failures: Vec::new(),
-                state: Some(json!({ "total": total })),
-                unreadable: false,
-            }
-        })
-    };
     let mut sp = spec("m10", "s");
     sp.tumbling_window_s = 60;
     let first = summing();
