@@ -16,6 +16,7 @@
 #        BENCH_ARGS           flags for both runs (default: 4 shards, 100-byte records, batches
 #                             of 500, 16 connections, 10 s, drain timeout 30 s)
 #        JQ_BENCH_ARGS, PY_BENCH_ARGS   more flags for one scenario (e.g. "--rate 20000")
+#        JQ_BATCH_SIZE        the jq processor's batch_size (default 500)
 #        PYTHON               the interpreter of the handlers and of the setup (default .venv)
 #        SLUICE_BIN           a sluice binary to use instead of building target/release/sluice
 set -euo pipefail
@@ -100,14 +101,14 @@ run_jq() {
   local dir=$work/jq
   mkdir -p "$dir"
   # TRIM_HORIZON: records put before the processor attached are processed too.
-  cat >"$dir/sluice.toml" <<'TOML'
+  cat >"$dir/sluice.toml" <<TOML
 [[processors]]
 name = "bench"
 source = "src"
 output = "out"
 program = 'select(.kind == "click") | .processed_at = now'
 starting_position = "TRIM_HORIZON"
-batch_size = 500
+batch_size = ${JQ_BATCH_SIZE:-500}
 TOML
   start_server "$dir" --config "$dir/sluice.toml"
   create_streams
