@@ -75,20 +75,7 @@ fn create(s: &Streams, name: &str, shards: u32) {
 }
 
 async fn put(s: &Streams, stream: &str, records: Vec<(String, Vec<u8>)>) {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let records = records
-        .into_iter()
-        .map(|(key, data)| Record {
-            partition_key: key.into_bytes().into(),
-            explicit_hash_key: None,
-            data: data.into(),
-        })
-        .collect();
-    s.put(stream, records, Box::new(move |o| drop(tx.send(o))))
-        .unwrap();
-    for o in rx.await.unwrap() {
-        o.unwrap();
-    }
+    assert!(put_may(s, stream, records).await, "the put failed");
 }
 
 /// `k<i % keys>` / `{"key": .., "n": i}` records.

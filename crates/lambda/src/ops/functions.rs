@@ -371,20 +371,7 @@ pub(crate) async fn get_configuration(lambda: &Arc<Lambda>, call: Call<'_>, raw:
 
 pub(crate) async fn list(lambda: &Arc<Lambda>, call: Call<'_>) -> Answer {
     let mut v = Validator::new();
-    let max_items = match call.query("MaxItems") {
-        Some(s) => Some(
-            s.trim()
-                .parse::<i64>()
-                .map_err(|_| invalid_parameter(format!("Invalid value for MaxItems: {s}")))?,
-        ),
-        None => None,
-    };
-    v.range(
-        max_items,
-        "maxItems",
-        Some(limits::LIST_MAX_ITEMS_MIN),
-        Some(limits::LIST_MAX_ITEMS_MAX),
-    );
+    let max_items = super::max_items(&call, &mut v)?;
     v.one_of(call.query("FunctionVersion"), "functionVersion", &["ALL"]);
     v.finish()?;
     let page = max_items

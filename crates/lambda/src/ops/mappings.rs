@@ -671,20 +671,7 @@ pub(crate) async fn list(lambda: &Arc<Lambda>, call: Call<'_>) -> Answer {
             )
         })
         .transpose()?;
-    let max_items = match call.query("MaxItems") {
-        Some(s) => Some(
-            s.trim()
-                .parse::<i64>()
-                .map_err(|_| invalid_parameter(format!("Invalid value for MaxItems: {s}")))?,
-        ),
-        None => None,
-    };
-    v.range(
-        max_items,
-        "maxItems",
-        Some(limits::LIST_MAX_ITEMS_MIN),
-        Some(limits::LIST_MAX_ITEMS_MAX),
-    );
+    let max_items = super::max_items(&call, &mut v)?;
     v.finish()?;
     let page = max_items
         .map(|n| n as usize)

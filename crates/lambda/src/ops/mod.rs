@@ -271,6 +271,29 @@ pub(crate) fn check_tags(
     v.finish()
 }
 
+/// The list operations' `MaxItems` query parameter: an integer (else
+/// InvalidParameterValueException), its range checked with the request's other members.
+pub(crate) fn max_items(
+    call: &crate::service::Call<'_>,
+    v: &mut sluice_aws::validate::Validator,
+) -> Result<Option<i64>, ApiError> {
+    let max_items = match call.query("MaxItems") {
+        Some(s) => Some(
+            s.trim()
+                .parse::<i64>()
+                .map_err(|_| invalid_parameter(format!("Invalid value for MaxItems: {s}")))?,
+        ),
+        None => None,
+    };
+    v.range(
+        max_items,
+        "maxItems",
+        Some(crate::limits::LIST_MAX_ITEMS_MIN),
+        Some(crate::limits::LIST_MAX_ITEMS_MAX),
+    );
+    Ok(max_items)
+}
+
 /// The list operations' `Marker`: where the last page ended (an opaque base64 of the last
 /// name listed).
 pub(crate) fn marker(call: &crate::service::Call<'_>) -> Result<Option<String>, ApiError> {
