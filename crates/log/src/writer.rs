@@ -101,7 +101,6 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Request>) {
         }
         w.taken(w.batch.len());
         w.handle_batch(bytes);
-        w.report_depth();
         if w.buf.capacity() > 64 << 20 {
             w.buf = Vec::with_capacity(1 << 20);
         }
@@ -157,7 +156,8 @@ impl Writer {
         self.shared.queued.fetch_sub(n, Ordering::Relaxed);
     }
 
-    /// Reports, once per batch after its commit, the requests waiting now: what queued up
+    /// Reports, once per batch after its commit and before its completions, the requests
+    /// waiting now: what queued up
     /// while the batch was on disk (0 when the writer is idle). Each log adds its own share,
     /// so the gauge is the sum over the process's logs, with no per-shard label.
     fn report_depth(&mut self) {
@@ -174,10 +174,14 @@ impl Writer {
             }
         }
         if self.poison.is_some() {
+            self.report_depth();
             self.fail_batch(|path| LogError::Poisoned { path });
             return;
         }
         let outcome = commit(&self.shared, &mut self.buf, &self.batch, bytes);
+        // Before the completions run, so that a caller who sees its ack also sees the depth
+        // this commit left behind.
+        self.report_depth();
         match outcome {
             Ok(acks) => {
                 self.failures_in_row = 0;
