@@ -20,7 +20,10 @@
 pub mod limits;
 mod processor;
 mod program;
+mod read;
 mod target;
+#[cfg(test)]
+mod timing;
 mod transform;
 mod value;
 

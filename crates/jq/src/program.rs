@@ -22,6 +22,9 @@ use crate::value;
 /// The data jaq runs over: JSON values, and no global data but the program itself.
 type Data = jaq_core::data::JustLut<Val>;
 
+/// The values of [`VAR_NAMES`], in that order, as a run binds them.
+pub(crate) type Bindings = jaq_core::Vars<Val>;
+
 /// The variables every program may use, in the order [`Vars::values`] gives them.
 pub const VAR_NAMES: [&str; 5] = [
     "$partition_key",
@@ -52,6 +55,10 @@ impl Vars {
             Val::from(self.shard_id.clone()),
             Val::from(self.stream.clone()),
         ]
+    }
+
+    pub(crate) fn bindings(&self) -> Bindings {
+        Bindings::new(self.values())
     }
 }
 
@@ -91,6 +98,10 @@ pub enum JqError {
 pub struct Program {
     filter: jaq_core::Filter<Data>,
     source: Box<str>,
+    /// Which of [`VAR_NAMES`] the program may read: those whose name is in its source. A
+    /// variable is only ever read by its name (jq has no other way to reach one), so the
+    /// others may be bound to anything: a run need not compute them.
+    uses: [bool; 5],
 }
 
 impl std::fmt::Debug for Program {
@@ -124,12 +135,18 @@ impl Program {
             .map(|filter| Program {
                 filter,
                 source: source.into(),
+                uses: VAR_NAMES.map(|v| source.contains(v.trim_start_matches('$'))),
             })
     }
 
     /// The program's source text.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// Which of [`VAR_NAMES`] the program may read (the others need no value).
+    pub(crate) fn uses(&self) -> [bool; 5] {
+        self.uses
     }
 
     /// Runs the program on `input`: all its outputs, in order (none when it filters the
@@ -155,7 +172,7 @@ impl Program {
         input: serde_json::Value,
         vars: &Vars,
     ) -> Result<Option<serde_json::Value>, JqError> {
-        let first = self.first_val(from_json(input)?, vars)?;
+        let first = self.first_val(from_json(input)?, &vars.bindings())?;
         let mut budget = value::Budget::new(limits::OUTPUT_BYTES_PER_RECORD_MAX);
         first.map(|v| value::to_json(&v, &mut budget)).transpose()
     }
@@ -174,20 +191,32 @@ impl Program {
     /// All outputs, at most [`limits::OUTPUTS_PER_RECORD_MAX`].
     pub(crate) fn run_val(&self, input: Val, vars: &Vars) -> Result<Vec<Val>, JqError> {
         let mut outputs = Vec::new();
+        self.run_into(input, &vars.bindings(), &mut outputs)?;
+        Ok(outputs)
+    }
+
+    /// All outputs, at most [`limits::OUTPUTS_PER_RECORD_MAX`], appended to `outputs`.
+    pub(crate) fn run_into(
+        &self,
+        input: Val,
+        vars: &Bindings,
+        outputs: &mut Vec<Val>,
+    ) -> Result<(), JqError> {
+        let mut count = 0;
         self.each(input, vars, |v| {
-            if outputs.len() == limits::OUTPUTS_PER_RECORD_MAX {
+            if count == limits::OUTPUTS_PER_RECORD_MAX {
                 return Err(JqError::TooManyOutputs {
                     max: limits::OUTPUTS_PER_RECORD_MAX,
                 });
             }
+            count += 1;
             outputs.push(v);
             Ok(ControlFlow::Continue(()))
-        })?;
-        Ok(outputs)
+        })
     }
 
     /// The first output, if any.
-    pub(crate) fn first_val(&self, input: Val, vars: &Vars) -> Result<Option<Val>, JqError> {
+    pub(crate) fn first_val(&self, input: Val, vars: &Bindings) -> Result<Option<Val>, JqError> {
         let mut first = None;
         self.each(input, vars, |v| {
             first = Some(v);
@@ -200,13 +229,13 @@ impl Program {
     fn each(
         &self,
         input: Val,
-        vars: &Vars,
+        vars: &Bindings,
         mut f: impl FnMut(Val) -> Result<ControlFlow<()>, JqError>,
     ) -> Result<(), JqError> {
         // Values made in the run (reference-counted) are dropped with it, even on a panic,
         // so nothing half-updated survives the unwinding.
         catch_unwind(AssertUnwindSafe(|| {
-            let ctx = Ctx::<Data>::new(&self.filter.lut, jaq_core::Vars::new(vars.values()));
+            let ctx = Ctx::<Data>::new(&self.filter.lut, vars.clone());
             for output in self.filter.id.run((ctx, input)) {
                 match f(output.map_err(exception)?)? {
                     ControlFlow::Continue(()) => {}
@@ -358,8 +387,7 @@ fn from_json(v: serde_json::Value) -> Result<Val, JqError> {
 
 /// One JSON text (strict; nesting bounded by serde_json) as a jq value, keys in order.
 pub(crate) fn parse_json(data: &[u8]) -> Result<Val, JqError> {
-    serde_json::from_slice::<Val>(data)
-        .map_err(|e| JqError::InputNotJson(value::cut(e.to_string())))
+    crate::read::parse_slice(data)
 }
 
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {

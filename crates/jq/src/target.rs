@@ -1,6 +1,8 @@
 //! [`JqTarget`]: a processor as the shard poller sees it. For each batch it transforms every
-//! record ([`Transform::apply`]) on the blocking pool and writes the outputs, in input order,
-//! to the output stream; a record the transform fails on becomes a dead-letter record.
+//! record (as [`Transform::apply`] does, through one `BatchRun` per batch: one blocking task,
+//! parser state, buffers and variables kept from record to record) on the blocking pool and
+//! writes the outputs, in input order, to the output stream, in puts of up to 500 records; a
+//! record the transform fails on becomes a dead-letter record.
 //!
 //! Delivery is at least once: a batch is acknowledged (and checkpointed by the poller) only
 //! once every output and dead-letter record of it is durable. If a write fails (the output
@@ -36,8 +38,7 @@ use sluice_streams::Streams;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::limits;
-use crate::program::Vars;
-use crate::transform::Transform;
+use crate::transform::{BatchRun, Transform};
 use crate::value::cut;
 
 /// Where a processor reads from and writes to.
@@ -292,21 +293,16 @@ impl Job {
         let mut chunk = Chunk::default();
         // Stops when the writer is gone (a write failed): the batch is retried whole.
         let send = |chunk: &mut Chunk| tx.blocking_send(std::mem::take(chunk)).is_ok();
+        let mut run = BatchRun::new(&self.transform, &self.stream, &self.shard);
+        let mut outputs = Vec::new();
         for r in &self.records {
             tally.input += 1;
-            let vars = Vars {
-                partition_key: r.partition_key.clone(),
-                sequence_number: r.sequence_number.to_string(),
-                arrival_ms: r.arrival_ms,
-                shard_id: self.shard.clone(),
-                stream: self.stream.clone(),
-            };
-            match self.transform.apply(&r.data, &vars) {
-                Ok(outputs) if outputs.is_empty() => tally.dropped += 1,
-                Ok(outputs) => {
+            match run.apply(r, &mut outputs) {
+                Ok(()) if outputs.is_empty() => tally.dropped += 1,
+                Ok(()) => {
                     tally.output += outputs.len() as u64;
-                    for o in outputs {
-                        let bytes = o.data.len() + o.partition_key.len();
+                    for (partition_key, data) in outputs.drain(..) {
+                        let bytes = data.len() + partition_key.len();
                         if Chunk::full(chunk.outputs.len(), chunk.output_bytes, bytes)
                             && !send(&mut chunk)
                         {
@@ -314,9 +310,9 @@ impl Job {
                         }
                         chunk.output_bytes += bytes;
                         chunk.outputs.push(sluice_streams::Record {
-                            partition_key: Bytes::from(o.partition_key),
+                            partition_key,
                             explicit_hash_key: None,
-                            data: Bytes::from(o.data),
+                            data,
                         });
                     }
                 }

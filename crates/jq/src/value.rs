@@ -39,9 +39,15 @@ impl Budget {
 /// `v` as compact JSON.
 pub(crate) fn to_bytes(v: &Val, budget: &mut Budget) -> Result<Vec<u8>, JqError> {
     let mut out = Vec::new();
-    write(v, &mut out, 0, budget)?;
-    budget.spend(out.len())?;
+    write_into(v, &mut out, budget)?;
     Ok(out)
+}
+
+/// `v` as compact JSON into `out` (emptied first; its capacity is reused).
+pub(crate) fn write_into(v: &Val, out: &mut Vec<u8>, budget: &mut Budget) -> Result<(), JqError> {
+    out.clear();
+    write(v, out, 0, budget)?;
+    budget.spend(out.len())
 }
 
 fn write(v: &Val, out: &mut Vec<u8>, depth: usize, budget: &Budget) -> Result<(), JqError> {
@@ -49,10 +55,8 @@ fn write(v: &Val, out: &mut Vec<u8>, depth: usize, budget: &Budget) -> Result<()
         Val::Null => out.extend_from_slice(b"null"),
         Val::Bool(true) => out.extend_from_slice(b"true"),
         Val::Bool(false) => out.extend_from_slice(b"false"),
-        Val::Num(n) => serde_json::to_writer(&mut *out, &number(n)).map_err(internal)?,
-        Val::TStr(s) | Val::BStr(s) => {
-            serde_json::to_writer(&mut *out, &String::from_utf8_lossy(s)).map_err(internal)?
-        }
+        Val::Num(n) => write_number(n, out)?,
+        Val::TStr(s) | Val::BStr(s) => write_str(s, out)?,
         Val::Arr(items) => {
             deeper(depth)?;
             out.push(b'[');
@@ -71,7 +75,10 @@ fn write(v: &Val, out: &mut Vec<u8>, depth: usize, budget: &Budget) -> Result<()
                 if i > 0 {
                     out.push(b',');
                 }
-                serde_json::to_writer(&mut *out, &key(k)?).map_err(internal)?;
+                match k {
+                    Val::TStr(s) | Val::BStr(s) => write_str(s, out)?,
+                    other => return Err(not_a_key(other)),
+                }
                 out.push(b':');
                 write(item, out, depth + 1, budget)?;
             }
@@ -153,10 +160,38 @@ fn deeper(depth: usize) -> Result<(), JqError> {
 fn key(k: &Val) -> Result<String, JqError> {
     match k {
         Val::TStr(s) | Val::BStr(s) => Ok(String::from_utf8_lossy(s).into_owned()),
-        other => Err(JqError::OutputNotJson(cut(format!(
-            "the object key {other} is not a string"
-        )))),
+        other => Err(not_a_key(other)),
     }
+}
+
+fn not_a_key(k: &Val) -> JqError {
+    JqError::OutputNotJson(cut(format!("the object key {k} is not a string")))
+}
+
+/// A string as serde_json writes it (invalid UTF-8 replaced, as `from_utf8_lossy` does).
+fn write_str(s: &[u8], out: &mut Vec<u8>) -> Result<(), JqError> {
+    match std::str::from_utf8(s) {
+        Ok(s) => serde_json::to_writer(&mut *out, s),
+        Err(_) => serde_json::to_writer(&mut *out, &String::from_utf8_lossy(s)),
+    }
+    .map_err(internal)
+}
+
+/// [`number`] written as serde_json writes it, without making a `serde_json::Value` for the
+/// common cases.
+fn write_number(n: &Num, out: &mut Vec<u8>) -> Result<(), JqError> {
+    match n {
+        Num::Int(i) => match i64::try_from(*i) {
+            Ok(i) => serde_json::to_writer(&mut *out, &i),
+            Err(_) => serde_json::to_writer(&mut *out, &number(n)),
+        },
+        // serde_json writes a non-finite f64 as null, as `number` makes it.
+        Num::Float(f) if !f.is_nan() => {
+            serde_json::to_writer(&mut *out, &f.clamp(f64::MIN, f64::MAX))
+        }
+        _ => serde_json::to_writer(&mut *out, &number(n)),
+    }
+    .map_err(internal)
 }
 
 /// A jq number as JSON: integers as they are (big ones as the nearest float, as serde_json

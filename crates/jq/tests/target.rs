@@ -234,6 +234,71 @@ async fn failed_records_go_to_the_dead_letter_stream() {
     assert_eq!(json_of(data)["error"], "cannot index 5 with \"b\"");
 }
 
+/// Outputs are byte for byte what `Transform::apply` makes of each record, in order, over
+/// several puts (more than 500 outputs), whatever the records: non-ASCII strings, escapes,
+/// numbers past 64 bits, several outputs, none, invalid JSON (dead-lettered).
+#[tokio::test(flavor = "multi_thread")]
+async fn outputs_are_what_the_transform_makes_of_each_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), |_| {});
+    create(&s, "out", 1);
+    create(&s, "dlq", 1);
+    let program = r#"select(.kind != "drop") | .n as $n | (.items[]? // .) | .seq = $sequence_number | .n = $n"#;
+    let t = target(&s, program, None, Some("dlq"));
+    let reference = Transform::new(Program::compile(program).unwrap(), None);
+    let mut input: Vec<(String, Vec<u8>)> = Vec::new();
+    for i in 0..600 {
+        let data = match i % 8 {
+            0 => format!(r#"{{"kind":"click","n":{i},"text":"é 中文 😀 \u00e9\n\"q\""}}"#),
+            1 => format!(r#"{{"kind":"drop","n":{i}}}"#),
+            2 => {
+                format!(r#"{{"kind":"split","n":{i},"items":[{{"a":1}},{{"a":"ü"}},{{"b":[]}}]}}"#)
+            }
+            3 => format!(
+                r#"{{"n":{i},"big":18446744073709551616,"u":18446744073709551615,"f":1.50,"e":-0.0}}"#
+            ),
+            4 => format!("not json {i}"),
+            5 => format!(r#"{{"kind":"split","n":{i},"items":[]}}"#),
+            6 => format!(r#"{{"n":{i},"pad":"{}"}}"#, "x".repeat(i * 50)),
+            _ => format!(r#"{{"n":{i},"items":7}}"#),
+        };
+        input.push((format!("k{}-é", i % 5), data.into_bytes()));
+    }
+    let records: Vec<(&str, &[u8])> = input.iter().map(|(k, d)| (k.as_str(), &d[..])).collect();
+    let b = batch(&records);
+    let mut want = Vec::new();
+    let mut failed = Vec::new();
+    for r in &b.records {
+        let vars = sluice_jq::Vars {
+            partition_key: r.partition_key.clone(),
+            sequence_number: r.sequence_number.to_string(),
+            arrival_ms: r.arrival_ms,
+            shard_id: b.shard_name.clone(),
+            stream: "src".into(),
+        };
+        match reference.apply(&r.data, &vars) {
+            Ok(outputs) => {
+                want.extend(outputs.into_iter().map(|o| (o.partition_key, o.data)));
+            }
+            Err(e) => failed.push((r.partition_key.clone(), e.to_string())),
+        }
+    }
+    assert!(want.len() > 500, "{}", want.len());
+    assert_eq!(t.invoke(b).await, success());
+    let got: Vec<_> = read_all(&s, "out")
+        .into_iter()
+        .map(|(_, k, d)| (k, d))
+        .collect();
+    assert_eq!(got.len(), want.len());
+    assert!(got == want);
+    let dead: Vec<_> = read_all(&s, "dlq")
+        .into_iter()
+        .map(|(_, k, d)| (k, json_of(&d)["error"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(dead, failed);
+    assert_eq!(dead.len(), 75);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_letter_record_too_large_for_a_record_leaves_the_data_out() {
     let dir = tempfile::tempdir().unwrap();
