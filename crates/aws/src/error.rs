@@ -41,6 +41,8 @@ pub enum ErrorType {
     // Firehose's.
     /// UpdateDestination with a stale CurrentDeliveryStreamVersionId.
     ConcurrentModification,
+    /// A KMS key Firehose cannot use (here: not one of the lake's `[[keys]]`).
+    InvalidKmsResource,
 }
 
 impl ErrorType {
@@ -74,6 +76,7 @@ impl ErrorType {
             ErrorType::PreconditionFailed => "PreconditionFailedException",
             ErrorType::Service => "ServiceException",
             ErrorType::ConcurrentModification => "ConcurrentModificationException",
+            ErrorType::InvalidKmsResource => "InvalidKMSResourceException",
         }
     }
 }

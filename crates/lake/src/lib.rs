@@ -37,6 +37,7 @@ mod local;
 pub mod meta;
 mod multipart;
 mod remote;
+pub mod sse;
 mod stage;
 
 use std::path::{Path, PathBuf};
@@ -48,6 +49,7 @@ pub use config::LakeConfig;
 pub use list::{Cursor, ListPage, ListQuery};
 pub use meta::{bare_etag, multipart_etag, ObjectAttrs, ObjectMeta};
 pub use multipart::{PartInfo, PartsPage, UploadInfo, UploadsPage};
+pub use sse::{KeyConfig, Keyring, Sse, SseAlgorithm};
 pub use stage::{DigestKinds, Digests, ObjectWriter, Staged};
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +108,25 @@ pub enum LakeError {
     RemoteDenied(String),
     #[error("the remote store failed: {0}")]
     Remote(String),
+    /// A write asked for a key that is not configured (`[[keys]]`).
+    #[error("no configured key is named {0:?}")]
+    KmsKeyNotFound(String),
+    /// A write asked for SSE-S3 (or `aws:kms` without a key id) and no key is the default.
+    #[error(
+        "server-side encryption without a key id needs a default key ([[keys]] default = true)"
+    )]
+    NoDefaultKey,
+    /// The object is encrypted under a key that is not configured.
+    #[error("{object} is encrypted under the key {key_arn}, which is not configured ([[keys]])")]
+    KeyUnavailable { object: String, key_arn: String },
+    /// The object's encryption does not verify: altered on disk, or the key configured under
+    /// its key's ARN is not the one it was written with. Nothing of it is served unverified.
+    #[error("{object} could not be decrypted: it was altered on disk, or the key configured under its key id is not the one it was written with")]
+    Damaged { object: String },
+    /// Encryption at rest is the local lake's; a remote store's objects are not encrypted by
+    /// sluice.
+    #[error("server-side encryption is not supported with a remote lake ([lake] endpoint): use the store's own encryption")]
+    EncryptionUnsupported,
 }
 
 impl LakeError {
@@ -149,6 +170,8 @@ struct Inner {
     /// Commits, deletes and part uploads of one key (or upload) run one at a time: a lock per
     /// stripe of keys, so a rename and its sidecar are never interleaved with another's.
     stripes: Vec<Mutex<()>>,
+    /// The keys of server-side encryption ([`Lake::set_keyring`]); none by default.
+    keys: std::sync::RwLock<Keyring>,
 }
 
 const STRIPES: usize = 64;
@@ -190,6 +213,7 @@ impl Lake {
                 remote,
                 object_bytes_max,
                 stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+                keys: std::sync::RwLock::new(Keyring::default()),
             }),
         }
     }
@@ -198,6 +222,39 @@ impl Lake {
     /// staging files and multipart uploads: write objects through the lake, not into it.
     pub fn root(&self) -> &Path {
         &self.inner.root
+    }
+
+    /// Sets the keys server-side encryption uses (`[[keys]]`), for every clone of this lake.
+    pub fn set_keyring(&self, keys: Keyring) {
+        *self.inner.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
+    }
+
+    /// The keys server-side encryption uses.
+    pub fn keyring(&self) -> Keyring {
+        self.inner
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The sealer `sse` asks for (refused on a remote lake, or for a key not configured).
+    fn sealer(&self, sse: Option<&Sse>) -> Result<Option<sse::Sealer>, LakeError> {
+        let Some(sse) = sse else { return Ok(None) };
+        if self.inner.remote.is_some() {
+            return Err(LakeError::EncryptionUnsupported);
+        }
+        self.keyring().resolve(sse).map(Some)
+    }
+
+    /// `attrs` as they will be recorded (`sse` naming the key's ARN), and their sealer.
+    fn seal(
+        &self,
+        mut attrs: ObjectAttrs,
+    ) -> Result<(ObjectAttrs, Option<sse::Sealer>), LakeError> {
+        let sealer = self.sealer(attrs.sse.as_ref())?;
+        attrs.sse = sealer.as_ref().map(|s| s.recorded());
+        Ok((attrs, sealer))
     }
 
     /// Whether objects live on a remote store.
@@ -287,9 +344,26 @@ impl Lake {
 
     /// Writes `body` as `bucket/key`, atomically and durably, making the bucket if needed.
     pub async fn put_object(&self, bucket: &str, key: &str, body: Bytes) -> Result<(), LakeError> {
+        self.put_object_sse(bucket, key, body, None).await
+    }
+
+    /// [`Lake::put_object`], encrypted at rest as `sse` asks (`None`: not encrypted).
+    pub async fn put_object_sse(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        sse: Option<Sse>,
+    ) -> Result<(), LakeError> {
+        // A key that is not configured is refused before the bucket is made.
+        self.sealer(sse.as_ref())?;
         self.ensure_bucket(bucket).await?;
+        let attrs = ObjectAttrs {
+            sse,
+            ..ObjectAttrs::default()
+        };
         let mut w = self
-            .writer(bucket, key, ObjectAttrs::default(), DigestKinds::default())
+            .writer(bucket, key, attrs, DigestKinds::default())
             .await?;
         w.write(body).await?;
         w.stage().await?.commit().await?;
@@ -297,7 +371,8 @@ impl Lake {
     }
 
     /// A writer for `bucket/key` (the bucket must exist). Write the body, then
-    /// [`ObjectWriter::stage`] and [`Staged::commit`].
+    /// [`ObjectWriter::stage`] and [`Staged::commit`]. With `attrs.sse` the body is encrypted
+    /// as it is written.
     pub async fn writer(
         &self,
         bucket: &str,
@@ -307,6 +382,7 @@ impl Lake {
     ) -> Result<ObjectWriter, LakeError> {
         check_bucket(bucket)?;
         check_key(key)?;
+        let (attrs, sealer) = self.seal(attrs)?;
         // A missing bucket is refused before any body is read.
         self.head_bucket(bucket).await?;
         Ok(ObjectWriter::start(
@@ -319,6 +395,7 @@ impl Lake {
             },
             kinds,
             self.inner.object_bytes_max,
+            sealer,
         ))
     }
 
@@ -381,7 +458,7 @@ impl Lake {
             return r.head(bucket, key).await;
         }
         let (lake, b, k) = (self.clone(), bucket.to_string(), key.to_string());
-        blocking(move || local::open(&lake, &b, &k).map(|(_, m)| m)).await
+        blocking(move || local::open(&lake, &b, &k).map(|(_, m, _)| m)).await
     }
 
     /// Opens the object: its metadata now, its bytes (or a range of them) when read. The bytes
@@ -397,11 +474,16 @@ impl Lake {
             });
         }
         let (lake, b, k) = (self.clone(), bucket.to_string(), key.to_string());
-        let (file, meta) = blocking(move || local::open(&lake, &b, &k)).await?;
-        Ok(OpenObject {
-            meta,
-            source: Source::Local(file),
-        })
+        let (file, meta, header) = blocking(move || local::open(&lake, &b, &k)).await?;
+        let source = match header {
+            None => Source::Local(file),
+            Some(h) => Source::Sealed {
+                opener: Box::new(local::opener(self, bucket, key, &h)?),
+                file,
+                object: format!("{bucket}/{key}"),
+            },
+        };
+        Ok(OpenObject { meta, source })
     }
 
     /// The whole object (at most `object_bytes_max` bytes).
@@ -444,28 +526,62 @@ impl Lake {
         dst_key: &str,
         attrs: Option<ObjectAttrs>,
     ) -> Result<ObjectMeta, LakeError> {
+        self.copy_object_sse(src_bucket, src_key, dst_bucket, dst_key, attrs, None)
+            .await
+    }
+
+    /// [`Lake::copy_object`], the copy encrypted as `sse` asks; with `None`, as the source is
+    /// (an encrypted source makes an encrypted copy, under the same key).
+    pub async fn copy_object_sse(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        dst_bucket: &str,
+        dst_key: &str,
+        attrs: Option<ObjectAttrs>,
+        sse: Option<Sse>,
+    ) -> Result<ObjectMeta, LakeError> {
         check_bucket(src_bucket)?;
         check_key(src_key)?;
         check_bucket(dst_bucket)?;
         check_key(dst_key)?;
         if let Some(r) = &self.inner.remote {
+            if sse.is_some() || attrs.as_ref().is_some_and(|a| a.sse.is_some()) {
+                return Err(LakeError::EncryptionUnsupported);
+            }
             return r
                 .copy(self, src_bucket, src_key, dst_bucket, dst_key, attrs)
                 .await;
         }
+        // A key that is not configured is refused before anything is read.
+        self.sealer(sse.as_ref())?;
         let lake = self.clone();
         let (sb, sk) = (src_bucket.to_string(), src_key.to_string());
         let db = dst_bucket.to_string();
         let max = self.inner.object_bytes_max;
-        let (staged, meta_attrs) = blocking(move || {
+        let (staged, dst_attrs) = blocking(move || {
             local::bucket_info(&lake, &db)?;
-            let (file, meta) = local::open(&lake, &sb, &sk)?;
+            let (file, meta, header) = local::open(&lake, &sb, &sk)?;
             if meta.size > max {
                 return Err(LakeError::EntityTooLarge { size_max: max });
             }
-            let (tmp, digests) =
-                stage::copy_into_temp(&lake.tmp_dir(), &mut std::iter::once(Ok(file)))?;
-            Ok(((tmp, digests), meta.attrs))
+            let src_sse = meta.attrs.sse.clone();
+            let mut dst_attrs = attrs.unwrap_or(meta.attrs);
+            dst_attrs.sse = sse.or(dst_attrs.sse).or(src_sse);
+            let (dst_attrs, sealer) = lake.seal(dst_attrs)?;
+            let reader: Box<dyn std::io::Read + Send> = match header {
+                None => Box::new(file),
+                Some(h) => Box::new(sse::PlainReader::new(
+                    file,
+                    local::opener(&lake, &sb, &sk, &h)?,
+                )),
+            };
+            let (tmp, digests) = stage::copy_into_temp(
+                &lake.tmp_dir(),
+                &mut std::iter::once(Ok((format!("{sb}/{sk}"), reader))),
+                sealer.as_ref(),
+            )?;
+            Ok(((tmp, digests), dst_attrs))
         })
         .await?;
         let (tmp, digests) = staged;
@@ -474,7 +590,7 @@ impl Lake {
             stage::Target::Object {
                 bucket: dst_bucket.into(),
                 key: dst_key.into(),
-                attrs: attrs.unwrap_or(meta_attrs),
+                attrs: dst_attrs,
                 multipart: None,
             },
             tmp,
@@ -529,6 +645,7 @@ impl Lake {
     ) -> Result<String, LakeError> {
         check_bucket(bucket)?;
         check_key(key)?;
+        let (attrs, _) = self.seal(attrs)?;
         if let Some(r) = &self.inner.remote {
             r.head_bucket(bucket).await?;
         }
@@ -560,7 +677,9 @@ impl Lake {
             key.to_string(),
             upload_id.to_string(),
         );
-        blocking(move || multipart::load(&lake, &b, &k, &id).map(|_| ())).await?;
+        let upload = blocking(move || multipart::load(&lake, &b, &k, &id)).await?;
+        // The parts of an encrypted upload are encrypted too (under the upload's key).
+        let sealer = self.sealer(upload.attrs.sse.as_ref())?;
         Ok(ObjectWriter::start(
             self.clone(),
             stage::Target::Part {
@@ -571,6 +690,7 @@ impl Lake {
             },
             kinds,
             limits::PART_BYTES_MAX.min(self.inner.object_bytes_max),
+            sealer,
         ))
     }
 
@@ -599,11 +719,32 @@ impl Lake {
         } else {
             let lake = self.clone();
             let paths: Vec<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
+            let sealer = self.sealer(upload.attrs.sse.as_ref())?;
+            let (b, k) = (bucket.to_string(), key.to_string());
             let (tmp, digests) = blocking(move || {
-                let mut it = paths
-                    .iter()
-                    .map(|p| std::fs::File::open(p).map_err(|e| LakeError::io(p.clone(), e)));
-                stage::copy_into_temp(&lake.tmp_dir(), &mut it)
+                let keys = lake.keyring();
+                let mut it = paths.iter().enumerate().map(|(i, p)| {
+                    let what = format!("{b}/{k} (part {})", i + 1);
+                    let file = std::fs::File::open(p).map_err(|e| LakeError::io(p.clone(), e))?;
+                    if sealer.is_none() {
+                        return Ok((what, Box::new(file) as Box<dyn std::io::Read + Send>));
+                    }
+                    let size = file
+                        .metadata()
+                        .map_err(|e| LakeError::io(p.clone(), e))?
+                        .len();
+                    let damaged = || LakeError::Damaged {
+                        object: what.clone(),
+                    };
+                    let h = sse::Header::read(&file, size).ok_or_else(damaged)?;
+                    let opener = h.open(&keys).map_err(|_| damaged())?;
+                    Ok((
+                        what,
+                        Box::new(sse::PlainReader::new(file, opener))
+                            as Box<dyn std::io::Read + Send>,
+                    ))
+                });
+                stage::copy_into_temp(&lake.tmp_dir(), &mut it, sealer.as_ref())
             })
             .await?;
             let md5s: Vec<[u8; 16]> = files.iter().map(|f| f.md5).collect();
@@ -694,6 +835,12 @@ pub struct OpenObject {
 
 enum Source {
     Local(std::fs::File),
+    /// An encrypted file, decrypted as it is read.
+    Sealed {
+        file: std::fs::File,
+        opener: Box<sse::Opener>,
+        object: String,
+    },
     Remote(remote::RemoteSource),
 }
 
@@ -703,6 +850,11 @@ impl OpenObject {
         let range = range.unwrap_or(0..self.meta.size);
         match self.source {
             Source::Local(file) => ObjectReader::Local(local::read(file, range)),
+            Source::Sealed {
+                file,
+                opener,
+                object,
+            } => ObjectReader::Local(local::read_sealed(file, *opener, range, object)),
             Source::Remote(src) => ObjectReader::Remote(src.read(range)),
         }
     }
@@ -778,3 +930,5 @@ pub fn check_key(key: &str) -> Result<(), LakeError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_sse;

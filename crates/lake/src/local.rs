@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::durable::{create_dirs, prune_empty_dirs, sync_dir, write_atomic};
 use crate::list::{Entry, ListPage, ListQuery, Pager};
 use crate::meta::{FileId, ObjectAttrs, ObjectMeta, Sidecar, SIDECAR_VERSION};
+use crate::sse::{Header, Opener};
 use crate::stage::TempFile;
 use crate::{BucketInfo, ByteRange, Lake, LakeError};
 
@@ -152,8 +153,14 @@ fn read_sidecar(lake: &Lake, bucket: &str, key: &str) -> Option<Sidecar> {
 }
 
 /// Opens the object: the file (kept open, so its bytes are this version's even if it is
-/// replaced meanwhile) and its metadata.
-pub(crate) fn open(lake: &Lake, bucket: &str, key: &str) -> Result<(File, ObjectMeta), LakeError> {
+/// replaced meanwhile), its metadata and, for an encrypted file, its header. An encrypted file
+/// is known by its sidecar or, without a valid one (a crash between the rename and the
+/// sidecar), by its magic: it is never served as it is on disk.
+pub(crate) fn open(
+    lake: &Lake,
+    bucket: &str,
+    key: &str,
+) -> Result<(File, ObjectMeta, Option<Header>), LakeError> {
     let path = bucket_dir(lake, bucket).join(key);
     let no_key = || LakeError::NoSuchKey {
         bucket: bucket.into(),
@@ -179,8 +186,44 @@ pub(crate) fn open(lake: &Lake, bucket: &str, key: &str) -> Result<(File, Object
         return Err(no_key());
     }
     let id = FileId::of(&m);
-    let meta = Sidecar::meta_for(read_sidecar(lake, bucket, key), key, &id);
-    Ok((file, meta))
+    let sidecar = read_sidecar(lake, bucket, key).filter(|s| s.file == id);
+    let described = sidecar.is_some();
+    let mut meta = Sidecar::meta_for(sidecar, key, &id);
+    let sealed = if described {
+        meta.attrs.sse.is_some()
+    } else {
+        Header::has_magic(&file)
+    };
+    if !sealed {
+        return Ok((file, meta, None));
+    }
+    let header = Header::read(&file, id.size).ok_or_else(|| LakeError::Damaged {
+        object: format!("{bucket}/{key}"),
+    })?;
+    meta.size = header.plain_size;
+    if !described {
+        meta.attrs.sse = Some(header.sse());
+    }
+    Ok((file, meta, Some(header)))
+}
+
+/// Unwraps an encrypted object's data key: `KeyUnavailable` if its key is not configured,
+/// `Damaged` if the unwrap fails.
+pub(crate) fn opener(
+    lake: &Lake,
+    bucket: &str,
+    key: &str,
+    h: &Header,
+) -> Result<Opener, LakeError> {
+    h.open(&lake.keyring()).map_err(|e| match e {
+        crate::sse::OpenError::NoKey => LakeError::KeyUnavailable {
+            object: format!("{bucket}/{key}"),
+            key_arn: h.key_arn.clone(),
+        },
+        crate::sse::OpenError::Damaged => LakeError::Damaged {
+            object: format!("{bucket}/{key}"),
+        },
+    })
 }
 
 /// Renames a staged file into place as `bucket/key` and writes its sidecar.
@@ -231,6 +274,7 @@ pub(crate) fn commit_object(
         file: file.id,
         etag,
         parts,
+        plain: (file.plain_size != file.id.size || attrs.sse.is_some()).then_some(file.plain_size),
         attrs,
     };
     write_sidecar(lake, bucket, key, &sidecar)?;
@@ -473,6 +517,7 @@ pub(crate) fn list_page(
             continue;
         };
         let m = Sidecar::meta_for(read_sidecar(lake, bucket, &o.key), &o.key, &id);
+        o.size = m.size;
         o.etag = m.etag;
         o.parts_count = m.parts_count;
     }
@@ -500,6 +545,33 @@ pub(crate) fn read(
                 return;
             }
             pos += n as u64;
+        }
+    });
+    rx
+}
+
+/// Reads `range` of an encrypted file's plaintext on the blocking pool, a chunk at a time
+/// (each decrypted and checked before it is sent), at most a few ahead. A chunk that fails
+/// authentication ends the stream with `Damaged`.
+pub(crate) fn read_sealed(
+    file: File,
+    opener: Opener,
+    range: ByteRange,
+    object: String,
+) -> tokio::sync::mpsc::Receiver<Result<Bytes, LakeError>> {
+    use crate::limits::READ_QUEUE_DEPTH;
+    let (tx, rx) = tokio::sync::mpsc::channel(READ_QUEUE_DEPTH);
+    tokio::task::spawn_blocking(move || {
+        let result = opener.read_range(&file, range, |piece| {
+            tx.blocking_send(Ok(Bytes::from(piece))).is_ok()
+        });
+        if let Err(e) = result {
+            let e = if e.kind() == io::ErrorKind::InvalidData {
+                LakeError::Damaged { object }
+            } else {
+                LakeError::io(PathBuf::from("(object)"), e)
+            };
+            let _ = tx.blocking_send(Err(e));
         }
     });
     rx

@@ -30,6 +30,11 @@ pub struct ObjectAttrs {
     /// User metadata (`x-amz-meta-<name>`): names lowercased, without the prefix.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub user: BTreeMap<String, String>,
+    /// Server-side encryption: asked for by a write (any reference to a configured key, or
+    /// none for the default key), recorded once written (the algorithm and the key's ARN; the
+    /// file is then encrypted, see `sse.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sse: Option<crate::sse::Sse>,
 }
 
 /// One object: what HeadObject answers, and a listing's entry (whose `attrs` are empty).
@@ -93,6 +98,9 @@ pub(crate) struct Sidecar {
     pub parts: Option<u32>,
     #[serde(default)]
     pub attrs: ObjectAttrs,
+    /// The object's size when the file is not its bytes as they are (an encrypted file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plain: Option<u64>,
 }
 
 impl Sidecar {
@@ -112,7 +120,7 @@ impl Sidecar {
         match this.filter(|s| s.file == *file) {
             Some(s) => ObjectMeta {
                 key: key.to_string(),
-                size: file.size,
+                size: s.plain.unwrap_or(file.size),
                 etag: s.etag,
                 modified_ms: file.modified_ms(),
                 attrs: s.attrs,
@@ -184,6 +192,7 @@ mod tests {
                 content_type: Some("text/plain".into()),
                 ..ObjectAttrs::default()
             },
+            plain: None,
         };
         let back = Sidecar::parse(&s.to_bytes()).unwrap();
         assert_eq!(back, s);

@@ -77,6 +77,9 @@ struct PartRecord {
     v: u32,
     file: FileId,
     md5: String,
+    /// The part's size when the file is encrypted (an upload with SSE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    plain: Option<u64>,
 }
 
 fn uploads_dir(lake: &Lake) -> PathBuf {
@@ -191,13 +194,14 @@ pub(crate) fn commit_part(
         v: RECORD_VERSION,
         file: file.id,
         md5: md5.clone(),
+        plain: (file.plain_size != file.id.size).then_some(file.plain_size),
     };
     let bytes = serde_json::to_vec(&record).unwrap_or_default();
     let json = dir.join(part_name(n, "json"));
     write_atomic(&lake.tmp_dir(), &json, &bytes).map_err(|e| LakeError::io(json, e))?;
     Ok(ObjectMeta {
         key: key.into(),
-        size: file.id.size,
+        size: file.plain_size,
         etag: md5,
         modified_ms: file.id.modified_ms(),
         attrs: ObjectAttrs::default(),
@@ -244,7 +248,7 @@ fn parts(lake: &Lake, id: &str) -> Result<BTreeMap<u32, (PartInfo, PathBuf)>, La
                 PartInfo {
                     part_number: n,
                     etag: record.md5,
-                    size: record.file.size,
+                    size: record.plain.unwrap_or(record.file.size),
                     modified_ms: record.file.modified_ms(),
                 },
                 path,

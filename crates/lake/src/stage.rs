@@ -4,7 +4,7 @@
 //! hands over chunks through a bounded channel, so a slow disk holds the client back instead of
 //! filling memory.
 
-use std::io::Write;
+use std::io::Read;
 use std::path::PathBuf;
 
 use bytes::{Bytes, BytesMut};
@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::limits::{WRITE_CHUNK_BYTES, WRITE_QUEUE_DEPTH};
 use crate::meta::{FileId, ObjectAttrs, ObjectMeta};
+use crate::sse::{Sealer, Sink};
 use crate::{Lake, LakeError};
 
 /// Which digests to compute besides the MD5 (always computed: it is the ETag).
@@ -34,6 +35,8 @@ pub struct Digests {
 }
 
 /// What a staged file becomes on commit.
+// One per write in flight, never in a collection: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub(crate) enum Target {
     Object {
@@ -55,6 +58,8 @@ pub(crate) enum Target {
 pub(crate) struct TempFile {
     pub path: PathBuf,
     pub id: FileId,
+    /// The body's size: the file's, or less for an encrypted file.
+    pub plain_size: u64,
 }
 
 enum Msg {
@@ -80,10 +85,18 @@ pub struct ObjectWriter {
 }
 
 impl ObjectWriter {
-    pub(crate) fn start(lake: Lake, target: Target, kinds: DigestKinds, size_max: u64) -> Self {
+    /// With `sealer`, the body is encrypted as it is written (nothing of it reaches the disk
+    /// in the clear).
+    pub(crate) fn start(
+        lake: Lake,
+        target: Target,
+        kinds: DigestKinds,
+        size_max: u64,
+        sealer: Option<Sealer>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(WRITE_QUEUE_DEPTH);
         let tmp_dir = lake.tmp_dir();
-        let task = tokio::task::spawn_blocking(move || write_file(tmp_dir, kinds, rx));
+        let task = tokio::task::spawn_blocking(move || write_file(tmp_dir, kinds, rx, sealer));
         ObjectWriter {
             tx: Some(tx),
             task: Some(task),
@@ -157,7 +170,7 @@ impl ObjectWriter {
             .ok_or_else(|| LakeError::Task("the writer stopped early".into()))?;
         let w = task.await.map_err(|e| LakeError::Task(e.to_string()))??;
         Ok(Staged {
-            size: w.file.id.size,
+            size: w.file.plain_size,
             digests: w.digests,
             file: Some(w.file),
             lake: self.lake.clone(),
@@ -185,7 +198,7 @@ pub struct Staged {
 impl Staged {
     pub(crate) fn new(lake: Lake, target: Target, file: TempFile, digests: Digests) -> Staged {
         Staged {
-            size: file.id.size,
+            size: file.plain_size,
             digests,
             file: Some(file),
             lake,
@@ -278,6 +291,7 @@ fn write_file(
     tmp_dir: PathBuf,
     kinds: DigestKinds,
     mut rx: mpsc::Receiver<Msg>,
+    sealer: Option<Sealer>,
 ) -> Result<Written, LakeError> {
     let io = |path: &PathBuf| {
         let path = path.clone();
@@ -286,25 +300,31 @@ fn write_file(
     std::fs::create_dir_all(&tmp_dir).map_err(io(&tmp_dir))?;
     let path = crate::durable::temp_path(&tmp_dir);
     let result = (|| {
-        let mut f = std::fs::File::create(&path).map_err(io(&path))?;
+        let f = std::fs::File::create(&path).map_err(io(&path))?;
+        let mut sink = Sink::new(f, sealer.as_ref()).map_err(io(&path))?;
         let mut h = Hashers::new(kinds);
         loop {
             match rx.blocking_recv() {
                 Some(Msg::Data(b)) => {
-                    f.write_all(&b).map_err(io(&path))?;
+                    sink.write_all(&b).map_err(io(&path))?;
                     h.update(&b);
                 }
                 Some(Msg::Finish) => break,
                 None => return Err(LakeError::Task("the body ended early".into())),
             }
         }
+        let (f, plain) = sink.finish().map_err(io(&path))?;
         f.sync_all().map_err(io(&path))?;
         let m = f.metadata().map_err(io(&path))?;
-        Ok((FileId::of(&m), h.finish()))
+        Ok((FileId::of(&m), plain, h.finish()))
     })();
     match result {
-        Ok((id, digests)) => Ok(Written {
-            file: TempFile { path, id },
+        Ok((id, plain, digests)) => Ok(Written {
+            file: TempFile {
+                path,
+                id,
+                plain_size: plain.unwrap_or(id.size),
+            },
             digests,
         }),
         Err(e) => {
@@ -314,37 +334,56 @@ fn write_file(
     }
 }
 
-/// Copies `src` (from `offset`, `len` bytes) into a new temporary file, hashing it: the
-/// staging of CopyObject and of a completed multipart upload's pieces.
+/// One source of [`copy_into_temp`]: what it is (for errors) and its bytes (decrypted).
+pub(crate) type Source = (String, Box<dyn std::io::Read + Send>);
+
+/// Copies the sources' bytes, one after another, into a new temporary file (encrypted with
+/// `sealer`), hashing them: the staging of CopyObject and of a completed multipart upload's
+/// pieces. A source that fails authentication is `Damaged`.
 pub(crate) fn copy_into_temp(
     tmp_dir: &std::path::Path,
-    sources: &mut dyn Iterator<Item = Result<std::fs::File, LakeError>>,
+    sources: &mut dyn Iterator<Item = Result<Source, LakeError>>,
+    sealer: Option<&Sealer>,
 ) -> Result<(TempFile, Digests), LakeError> {
-    use std::io::Read;
     std::fs::create_dir_all(tmp_dir).map_err(|e| LakeError::io(tmp_dir.to_path_buf(), e))?;
     let path = crate::durable::temp_path(tmp_dir);
     let io = |source| LakeError::io(path.clone(), source);
     let result = (|| {
-        let mut out = std::fs::File::create(&path).map_err(io)?;
+        let out = std::fs::File::create(&path).map_err(io)?;
+        let mut sink = Sink::new(out, sealer).map_err(io)?;
         let mut h = Hashers::new(DigestKinds::default());
         let mut buf = vec![0u8; WRITE_CHUNK_BYTES];
         for src in sources {
-            let mut src = src?;
+            let (what, mut src) = src?;
             loop {
-                let n = src.read(&mut buf).map_err(io)?;
+                let n = match src.read(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        return Err(LakeError::Damaged { object: what });
+                    }
+                    Err(e) => return Err(io(e)),
+                };
                 if n == 0 {
                     break;
                 }
-                out.write_all(&buf[..n]).map_err(io)?;
+                sink.write_all(&buf[..n]).map_err(io)?;
                 h.update(&buf[..n]);
             }
         }
+        let (out, plain) = sink.finish().map_err(io)?;
         out.sync_all().map_err(io)?;
         let m = out.metadata().map_err(io)?;
-        Ok((FileId::of(&m), h.finish()))
+        Ok((FileId::of(&m), plain, h.finish()))
     })();
     match result {
-        Ok((id, d)) => Ok((TempFile { path, id }, d)),
+        Ok((id, plain, d)) => Ok((
+            TempFile {
+                path,
+                id,
+                plain_size: plain.unwrap_or(id.size),
+            },
+            d,
+        )),
         Err(e) => {
             let _ = std::fs::remove_file(&path);
             Err(e)

@@ -247,6 +247,38 @@ pub(crate) fn from_lake(e: LakeError) -> S3Error {
             tracing::error!(%cause, "lake task failed");
             S3Error::internal()
         }
+        // Server-side encryption (keys from `[[keys]]` in KMS's place): S3's answers for a
+        // KMS key it cannot find or use.
+        LakeError::KmsKeyNotFound(key) => S3Error::new(
+            S::BAD_REQUEST,
+            "KMS.NotFoundException",
+            format!("Invalid keyId '{key}': no such key is configured ([[keys]])"),
+        ),
+        LakeError::NoDefaultKey => S3Error::invalid_argument(
+            "Server-side encryption without a KMS key id needs a default key: configure a [[keys]] entry with default = true",
+        )
+        .with("ArgumentName", "x-amz-server-side-encryption"),
+        LakeError::KeyUnavailable { object, key_arn } => {
+            tracing::warn!(%object, key = %key_arn, "an encrypted object's key is not configured");
+            S3Error::new(
+                S::FORBIDDEN,
+                "KMS.NotFoundException",
+                format!("The object is encrypted under the key {key_arn}, which is not configured ([[keys]])"),
+            )
+        }
+        LakeError::Damaged { object } => {
+            tracing::error!(%object, "an encrypted object does not verify");
+            S3Error::new(
+                S::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "The object could not be decrypted: it was altered on disk, or the key configured under its key id is not the one it was written with.",
+            )
+        }
+        LakeError::EncryptionUnsupported => S3Error::new(
+            S::NOT_IMPLEMENTED,
+            "NotImplemented",
+            "Server-side encryption is not supported with a remote lake ([lake] endpoint): use the store's own encryption",
+        ),
     }
 }
 

@@ -9,7 +9,7 @@ pub(crate) mod objects;
 use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderValue, StatusCode};
-use sluice_lake::ObjectAttrs;
+use sluice_lake::{ObjectAttrs, Sse, SseAlgorithm};
 
 use crate::error::S3Error;
 use crate::limits::USER_METADATA_BYTES_MAX;
@@ -85,6 +85,7 @@ pub(crate) fn attrs_from_headers(ctx: &Ctx) -> Result<ObjectAttrs, S3Error> {
         content_language: h("content-language"),
         cache_control: h("cache-control"),
         expires: h("expires"),
+        sse: sse_from_headers(ctx)?,
         ..ObjectAttrs::default()
     };
     let mut size = 0;
@@ -104,6 +105,62 @@ pub(crate) fn attrs_from_headers(ctx: &Ctx) -> Result<ObjectAttrs, S3Error> {
         .with("MaxSizeAllowed", USER_METADATA_BYTES_MAX.to_string()));
     }
     Ok(a)
+}
+
+/// `x-amz-server-side-encryption` (`AES256`, `aws:kms`) and
+/// `x-amz-server-side-encryption-aws-kms-key-id` (a key's ARN, id, alias or alias ARN; none:
+/// the default key, as S3 uses `aws/s3`). SSE-C and DSSE are not implemented.
+pub(crate) fn sse_from_headers(ctx: &Ctx) -> Result<Option<Sse>, S3Error> {
+    if ctx
+        .header("x-amz-server-side-encryption-customer-algorithm")
+        .is_some()
+    {
+        return Err(S3Error::not_implemented(
+            "server-side encryption with customer-provided keys (SSE-C)",
+        ));
+    }
+    let key = ctx
+        .header("x-amz-server-side-encryption-aws-kms-key-id")
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    let algorithm = match ctx.header("x-amz-server-side-encryption").map(str::trim) {
+        None => None,
+        Some("AES256") => Some(SseAlgorithm::Aes256),
+        Some("aws:kms") => Some(SseAlgorithm::AwsKms),
+        Some("aws:kms:dsse") => {
+            return Err(S3Error::not_implemented(
+                "dual-layer server-side encryption (aws:kms:dsse)",
+            ))
+        }
+        Some(other) => {
+            return Err(S3Error::invalid_argument(format!(
+                "The encryption method specified is not supported: {other}"
+            ))
+            .with("ArgumentName", "x-amz-server-side-encryption")
+            .with("ArgumentValue", other))
+        }
+    };
+    match (algorithm, key) {
+        (None, None) => Ok(None),
+        (Some(SseAlgorithm::AwsKms), key) => Ok(Some(Sse {
+            algorithm: SseAlgorithm::AwsKms,
+            key: key.map(str::to_string),
+        })),
+        (Some(SseAlgorithm::Aes256), None) => Ok(Some(Sse::aes256())),
+        (_, Some(_)) => Err(S3Error::invalid_argument(
+            "Server Side Encryption with AWS KMS managed key requires HTTP header x-amz-server-side-encryption : aws:kms",
+        )
+        .with("ArgumentName", "x-amz-server-side-encryption")),
+    }
+}
+
+/// The SSE headers S3 answers for an object encrypted as `sse` records.
+pub(crate) fn sse_headers(r: &mut Response, sse: Option<&Sse>) {
+    let Some(sse) = sse else { return };
+    set(r, "x-amz-server-side-encryption", sse.algorithm.as_str());
+    if let (SseAlgorithm::AwsKms, Some(k)) = (sse.algorithm, &sse.key) {
+        set(r, "x-amz-server-side-encryption-aws-kms-key-id", k);
+    }
 }
 
 /// A query parameter that must be a non-negative integer (`max-keys` and the like).

@@ -6,8 +6,8 @@ use axum::response::Response;
 use http::StatusCode;
 
 use super::{
-    attrs_from_headers, empty, encoding_type, int_param, owner, quoted, set, url_encode,
-    xml_response,
+    attrs_from_headers, empty, encoding_type, int_param, owner, quoted, set, sse_headers,
+    url_encode, xml_response,
 };
 use crate::body::{expect, kinds, payload, pump, verify};
 use crate::error::{from_lake, S3Error};
@@ -21,6 +21,7 @@ fn upload_id(ctx: &Ctx) -> &str {
 
 pub(crate) async fn create(s: &S3, ctx: &Ctx) -> Result<Response, S3Error> {
     let attrs = attrs_from_headers(ctx)?;
+    let sse = attrs.sse.clone();
     let id = s
         .lake
         .create_upload(ctx.bucket(), ctx.key(), attrs)
@@ -31,6 +32,15 @@ pub(crate) async fn create(s: &S3, ctx: &Ctx) -> Result<Response, S3Error> {
         .elem("Key", ctx.key())
         .elem("UploadId", &id);
     let mut r = xml_response(x.finish("InitiateMultipartUploadResult"));
+    if let Some(mut sse) = sse {
+        // The key's ARN, as the object will record it.
+        if let Some(k) = sse.key.as_deref() {
+            sse.key = s.lake.keyring().arn_of(k).map(str::to_string);
+        } else {
+            sse.key = s.lake.keyring().default_arn().map(str::to_string);
+        }
+        sse_headers(&mut r, Some(&sse));
+    }
     if let Some(a) = ctx.header("x-amz-checksum-algorithm") {
         set(&mut r, "x-amz-checksum-algorithm", a);
     }
@@ -98,7 +108,9 @@ pub(crate) async fn complete(s: &S3, ctx: &mut Ctx, body: Body) -> Result<Respon
     .elem("Bucket", ctx.bucket())
     .elem("Key", ctx.key())
     .elem("ETag", &quoted(&meta.etag));
-    Ok(xml_response(x.finish("CompleteMultipartUploadResult")))
+    let mut r = xml_response(x.finish("CompleteMultipartUploadResult"));
+    sse_headers(&mut r, meta.attrs.sse.as_ref());
+    Ok(r)
 }
 
 pub(crate) async fn abort(s: &S3, ctx: &Ctx) -> Result<Response, S3Error> {

@@ -6,7 +6,7 @@ use axum::response::Response;
 use http::StatusCode;
 use sluice_lake::{bare_etag, ObjectMeta};
 
-use super::{attrs_from_headers, empty, quoted, set, xml_response};
+use super::{attrs_from_headers, empty, quoted, set, sse_from_headers, sse_headers, xml_response};
 use crate::body::{expect, kinds, payload, pump, verify};
 use crate::error::{from_lake, S3Error};
 use crate::xml::{iso8601, Xml};
@@ -50,6 +50,7 @@ pub(crate) async fn put_object(s: &S3, ctx: &mut Ctx, body: Body) -> Result<Resp
     let meta = staged.commit().await.map_err(from_lake)?;
     let mut r = empty(StatusCode::OK);
     set(&mut r, "etag", &quoted(&meta.etag));
+    sse_headers(&mut r, meta.attrs.sse.as_ref());
     for (k, v) in echo {
         set(&mut r, k, &v);
     }
@@ -163,6 +164,7 @@ fn http_date(ms: i64) -> String {
 
 fn object_headers(r: &mut Response, m: &ObjectMeta) {
     set(r, "etag", &quoted(&m.etag));
+    sse_headers(r, m.attrs.sse.as_ref());
     set(r, "last-modified", &http_date(m.modified_ms));
     set(r, "accept-ranges", "bytes");
     set(
@@ -308,7 +310,8 @@ pub(crate) async fn copy_object(s: &S3, ctx: &Ctx) -> Result<Response, S3Error> 
             )
         }
     };
-    if sb == ctx.bucket() && sk == ctx.key() && !replace {
+    let sse = sse_from_headers(ctx)?;
+    if sb == ctx.bucket() && sk == ctx.key() && !replace && sse.is_none() {
         return Err(S3Error::invalid_request(
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
         ));
@@ -336,13 +339,15 @@ pub(crate) async fn copy_object(s: &S3, ctx: &Ctx) -> Result<Response, S3Error> 
     };
     let meta = s
         .lake
-        .copy_object(&sb, &sk, ctx.bucket(), ctx.key(), attrs)
+        .copy_object_sse(&sb, &sk, ctx.bucket(), ctx.key(), attrs, sse)
         .await
         .map_err(from_lake)?;
     let mut x = Xml::new("CopyObjectResult");
     x.elem("LastModified", &iso8601(meta.modified_ms))
         .elem("ETag", &quoted(&meta.etag));
-    Ok(xml_response(x.finish("CopyObjectResult")))
+    let mut r = xml_response(x.finish("CopyObjectResult"));
+    sse_headers(&mut r, meta.attrs.sse.as_ref());
+    Ok(r)
 }
 
 pub(crate) async fn delete_objects(s: &S3, ctx: &mut Ctx, body: Body) -> Result<Response, S3Error> {
