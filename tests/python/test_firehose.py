@@ -307,12 +307,12 @@ def test_prefix_rules_and_unsupported_members(fh):
                                                             error_prefix="e/!{firehose:error-output-type}/")
     assert "DataFormatConversionConfiguration" in refused(size_mb=64, DataFormatConversionConfiguration={"Enabled": True})
     with pytest.raises(ClientError) as e:
-        fh.create_delivery_stream(DeliveryStreamName=unique_name("rs"), RedshiftDestinationConfiguration={
-            "RoleARN": ROLE, "ClusterJDBCURL": "jdbc:redshift://c.abc.us-east-1.redshift.amazonaws.com:5439/db",
-            "CopyCommand": {"DataTableName": "t"}, "Username": "u", "Password": "password",
+        # (RedshiftDestinationConfiguration is served: tests/python/test_firehose_redshift.py.)
+        fh.create_delivery_stream(DeliveryStreamName=unique_name("sp"), SplunkDestinationConfiguration={
+            "HECEndpoint": "https://splunk.example.com:8088", "HECEndpointType": "Raw", "HECToken": "t",
             "S3Configuration": {"RoleARN": ROLE, "BucketARN": "arn:aws:s3:::lake"}})
     assert error_code(e.value) == "InvalidArgumentException"
-    assert "RedshiftDestinationConfiguration" in error_message(e.value)
+    assert "SplunkDestinationConfiguration" in error_message(e.value)
 
 
 def test_update_destination_encryption_and_tags(fh, lake):

@@ -7,7 +7,8 @@
 //! `[throughput]` and `[on_demand]` its `ThroughputConfig` and `OnDemandScaling`, `[cors]` and
 //! `[listener]` `sluice_aws::Cors` and `ListenerLimits`, `[lambda]` `sluice_lambda::LambdaConfig`,
 //! `[firehose]` `sluice_firehose::FirehoseConfig`, `[lake]` `sluice_lake::LakeConfig`, each
-//! `[[processors]]` table `sluice_jq::ProcessorConfig`; [`Config`] only nests them. The
+//! `[[processors]]` table `sluice_jq::ProcessorConfig`, each `[[tables]]` table
+//! `sluice_firehose::TableConfig` (sluice-columnar's); [`Config`] only nests them. The
 //! file is read into a `toml::Table`, every override is written into that table under its
 //! dotted key, and the table is deserialized once: an override goes through the same type
 //! checks as the file, and an unknown key anywhere is an error naming it.
@@ -54,12 +55,20 @@ pub struct Config {
     /// Processors: jq transforms from one stream into another (`sluice_jq`); none by default.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub processors: Vec<ProcessorConfig>,
+    /// Tables for Firehose's record format conversion (the Glue tables a
+    /// `SchemaConfiguration` names); none by default.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<sluice_firehose::TableConfig>,
     /// A second, TLS listener; none by default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSection>,
     /// With any key listed, every request must carry a valid SigV4 signature by one of them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub access_keys: Vec<AccessKey>,
+    /// Keys of the lake's server-side encryption (`sluice_lake::KeyConfig`: a key file in a
+    /// KMS key's place); none by default. The files are read when the server starts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<sluice_lake::KeyConfig>,
 }
 
 /// A second, TLS listener (HTTP/1.1 and HTTP/2 by ALPN). No defaults: all three keys or none.
@@ -97,8 +106,10 @@ impl Default for Config {
             firehose: sluice_firehose::FirehoseConfig::default(),
             lake: sluice_lake::LakeConfig::default(),
             processors: Vec::new(),
+            tables: Vec::new(),
             tls: None,
             access_keys: Vec::new(),
+            keys: Vec::new(),
         }
     }
 }
@@ -383,7 +394,10 @@ impl Config {
         self.firehose
             .validate()
             .map_err(|e| anyhow!("[firehose] {e}"))?;
+        sluice_firehose::conversion::Catalog::check_tables(&self.tables)
+            .map_err(|e| anyhow!("[[tables]] {e}"))?;
         self.lake.validate().map_err(|e| anyhow!("[lake] {e}"))?;
+        sluice_lake::KeyConfig::validate_all(&self.keys).map_err(|e| anyhow!("[[keys]] {e}"))?;
         Ok(())
     }
 
@@ -428,6 +442,8 @@ mod tests {
             "# [[access_keys]]",
             "# [[lambda.functions]]",
             "# [[processors]]",
+            "# [[tables]]",
+            "# [[keys]]",
         ];
         let mut found = 0;
         let mut in_block = false;
@@ -533,6 +549,8 @@ mod tests {
         assert_eq!(parsed.access_keys.len(), 1);
         assert_eq!(parsed.lambda.functions.len(), 1);
         assert_eq!(parsed.processors.len(), 1);
+        assert_eq!(parsed.tables.len(), 1);
+        assert_eq!(parsed.keys.len(), 1);
         parsed.validate().unwrap();
         assert_eq!(keys_of(&raw), keys_of(&serialized(&parsed)));
         let added: BTreeSet<_> = keys_of(&raw)
@@ -542,8 +560,10 @@ mod tests {
         assert!(
             added.iter().all(|k| k.starts_with("tls.")
                 || k.starts_with("access_keys[].")
+                || k.starts_with("keys[].")
                 || k.starts_with("lambda.functions[].")
-                || k.starts_with("processors[].")),
+                || k.starts_with("processors[].")
+                || k.starts_with("tables[].")),
             "{added:?}"
         );
     }
@@ -638,6 +658,14 @@ mod tests {
             (
                 "[[processors]]\nname = \"p\"\nsource = \"a\"\noutput = \"b\"\nprogram = \"select(.x ==)\"\n",
                 "[[processors]] processor \"p\": program does not compile: line 1, column 13",
+            ),
+            (
+                "[[tables]]\ndatabase = \"d\"\nname = \"t\"\ncolumns = [{ name = \"c\", type = \"arr<int>\" }]\n",
+                "[[tables]] table d.t: column `c`: invalid column type `arr<int>`",
+            ),
+            (
+                "[[tables]]\ndatabase = \"d\"\nname = \"t\"\ncolumns = [{ name = \"c\", type = \"int\" }]\n[[tables]]\ndatabase = \"D\"\nname = \"T\"\ncolumns = [{ name = \"c\", type = \"int\" }]\n",
+                "[[tables]] table D.T is declared twice",
             ),
             (
                 "[[processors]]\nname = \"p\"\nsource = \"a\"\noutput = \"b\"\nprogram = \".\"\nbatch_size = 10001\n",

@@ -53,6 +53,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // The lake (sluice-lake): objects under <data_dir>/lake or on the S3-compatible store [lake]
     // names; the S3 API below serves it, mappings' on-failure destinations write into it.
     let lake = sluice_lake::Lake::open(&config.lake, &data_dir).context("[lake]")?;
+    // [[keys]]: server-side encryption's key files (relative to the configuration file), read
+    // and checked now, so a missing or malformed key stops the start.
+    lake.set_keyring(
+        sluice_lake::Keyring::load(
+            &config.keys,
+            args.config.as_deref().and_then(|p| p.parent()),
+        )
+        .map_err(|e| anyhow::anyhow!("[[keys]] {e}"))?,
+    );
     let lambda = {
         let clock = streams.clone();
         // Handlers get credentials sluice accepts, for AWS SDKs calls back to it.
@@ -143,6 +152,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             streams: streams.clone(),
             lake: lake.clone(),
             clock: Arc::new(SystemClock),
+            // [[tables]]: the schemas of record format conversion (DataFormatConversion).
+            tables: config.tables.clone(),
         };
         let firehose =
             tokio::task::spawn_blocking(move || sluice_firehose::Firehose::open(options))

@@ -71,6 +71,14 @@ impl Compression {
     }
 
     /// Compresses an object's bytes.
+    /// As `compress`, taking the body: UNCOMPRESSED hands it on without a copy.
+    pub fn compress_owned(self, data: Vec<u8>) -> Result<Bytes, String> {
+        match self {
+            Compression::Uncompressed => Ok(Bytes::from(data)),
+            _ => self.compress(&data),
+        }
+    }
+
     pub fn compress(self, data: &[u8]) -> Result<Bytes, String> {
         let io = |e: std::io::Error| e.to_string();
         Ok(Bytes::from(match self {

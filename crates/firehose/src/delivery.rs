@@ -37,11 +37,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::config::FirehoseConfig;
+use crate::conversion::{Conversion, ERROR_OUTPUT_TYPE, PARQUET_EXTENSION};
 use crate::limits;
 use crate::metrics::StreamMetrics;
 use crate::model::S3Destination;
 use crate::prefix::{object_suffix, Eval, Template};
-use crate::transform::{Converter, Failed, Item, Pipeline};
+use crate::transform::{Failed, Item, Pipeline};
 
 /// Where a delivery stream's records come from.
 pub struct Source {
@@ -61,10 +62,16 @@ pub struct Delivery {
     pub source: Source,
     pub lake: Lake,
     pub pipeline: Pipeline,
-    pub converter: Option<Arc<dyn Converter>>,
+    /// Record format conversion (DataFormatConversionConfiguration), when enabled.
+    pub conversion: Option<Arc<Conversion>>,
     pub config: FirehoseConfig,
     pub metrics: StreamMetrics,
     pub now_ms: sluice_aws::NowMs,
+    /// Encryption at rest of the objects written (`ops::streams::object_sse`).
+    pub sse: Option<sluice_lake::Sse>,
+    /// A Redshift destination: each staged destination object is then loaded (or gets an
+    /// error manifest) before the checkpoint moves past its records.
+    pub redshift: Option<Arc<crate::redshift::Target>>,
 }
 
 /// What the task has committed, per shard (for the backlog check of puts).
@@ -303,17 +310,23 @@ struct Part {
     opened: Instant,
     /// Per shard, the lowest sequence position of a record held here.
     holds: BTreeMap<u32, u64>,
+    /// With record format conversion, each record's arrival time and record id (for the
+    /// error records of those that do not convert), in the order of `records`.
+    meta: Vec<(i64, String)>,
 }
 
 impl Part {
-    fn new(kind: Kind) -> Part {
+    /// `expect`: how many records the last buffer of the kind held (its vector is sized
+    /// for that many at once instead of growing by doubling).
+    fn new(kind: Kind, expect: usize) -> Part {
         Part {
             kind,
-            records: Vec::new(),
+            records: Vec::with_capacity(expect.min(PART_RECORDS_RESERVE_MAX)),
             bytes: 0,
             oldest_arrival_ms: i64::MAX,
             opened: Instant::now(),
             holds: BTreeMap::new(),
+            meta: Vec::new(),
         }
     }
 
@@ -348,9 +361,13 @@ struct Assembler {
     backup_prefix: Option<Template>,
     /// When a commit of shards with nothing held is due.
     commit_due: Option<Instant>,
+    /// Records in the last main buffer written (the next one's reservation).
+    last_part_records: usize,
 }
 
 const IDLE_COMMIT_MS: u64 = 1_000;
+/// The most record slots a new buffer reserves up front (16 MiB of `Bytes` handles).
+const PART_RECORDS_RESERVE_MAX: usize = 1 << 19;
 const MB: usize = 1 << 20;
 
 impl Assembler {
@@ -386,6 +403,7 @@ impl Assembler {
             error_prefix,
             backup_prefix,
             commit_due: None,
+            last_part_records: 0,
         }
     }
 
@@ -430,7 +448,16 @@ impl Assembler {
         self.bytes += data.len();
         self.parts
             .entry(kind.clone())
-            .or_insert_with(|| Part::new(kind))
+            .or_insert_with(|| {
+                // One main buffer at a time without dynamic partitioning: it may reserve.
+                let expect = match kind {
+                    Kind::Main { .. } if !self.d.dest.dynamic_partitioning_enabled() => {
+                        self.last_part_records
+                    }
+                    _ => 0,
+                };
+                Part::new(kind, expect)
+            })
             .push(data, arrival_ms, shard, position);
     }
 
@@ -448,22 +475,30 @@ impl Assembler {
 
     /// Takes in one batch of a shard.
     async fn add(&mut self, msg: Msg) -> Result<(), String> {
-        let Msg { batch, lease } = msg;
+        let Msg { mut batch, lease } = msg;
         let shard = batch.shard_id.0;
-        let mut items = Vec::with_capacity(batch.records.len());
-        for (seq, r) in &batch.records {
-            let data = Bytes::from(r.data.clone());
+        // Record ids are read by a transformation and by conversion's error records only.
+        let ids = !self.d.pipeline.is_identity() || self.d.conversion.is_some();
+        let records = std::mem::take(&mut batch.records);
+        let mut items = Vec::with_capacity(records.len());
+        let (mut incoming, mut incoming_bytes) = (0u64, 0u64);
+        for (seq, r) in records {
+            let data = Bytes::from(r.data);
             if self.d.source.kinesis {
-                self.d.metrics.incoming_records.increment(1);
-                self.d.metrics.incoming_bytes.increment(data.len() as u64);
+                incoming += 1;
+                incoming_bytes += data.len() as u64;
                 let parts = crate::kpl::deaggregate(&data);
                 let many = parts.len() > 1;
                 for (k, part) in parts.into_iter().enumerate() {
-                    items.push(item(part, r.arrival_ms, seq, many.then_some(k)));
+                    items.push(item(part, r.arrival_ms, &seq, many.then_some(k), ids));
                 }
             } else {
-                items.push(item(data, r.arrival_ms, seq, None));
+                items.push(item(data, r.arrival_ms, &seq, None, ids));
             }
+        }
+        if incoming > 0 {
+            self.d.metrics.incoming_records.increment(incoming);
+            self.d.metrics.incoming_bytes.increment(incoming_bytes);
         }
         if self.d.dest.backup_enabled && self.d.dest.backup.is_some() {
             for it in &items {
@@ -550,6 +585,11 @@ impl Assembler {
                 continue;
             }
             self.put(kind.clone(), it.data, it.arrival_ms, it.shard, it.position);
+            if self.d.conversion.is_some() {
+                if let Some(p) = self.parts.get_mut(&kind) {
+                    p.meta.push((it.arrival_ms, it.record_id));
+                }
+            }
             // A buffer is written as soon as it is full, not at the end of the batch.
             if self
                 .parts
@@ -611,8 +651,13 @@ impl Assembler {
         Ok(())
     }
 
-    /// The bucket, key and body of a buffer's object.
-    fn object(&self, part: &Part) -> Result<(String, String, Bytes), String> {
+    /// The bucket, key and body of a buffer's object; `converted`: the Parquet body of a
+    /// destination buffer with record format conversion.
+    fn object(
+        &self,
+        part: &Part,
+        converted: Option<&Bytes>,
+    ) -> Result<(String, String, Bytes), String> {
         let none = BTreeMap::new();
         let d = &self.d.dest;
         let (query, lambda) = match &part.kind {
@@ -642,13 +687,10 @@ impl Assembler {
         match &part.kind {
             Kind::Main { .. } => {
                 let prefix = eval(&self.prefix, None)?;
-                let (body, default_ext) = match (&self.d.converter, d.conversion_enabled()) {
-                    (Some(c), true) => {
-                        let conf = d.data_format_conversion.clone().unwrap_or_default();
-                        (c.convert(&conf, &part.records)?, c.extension(&conf))
-                    }
-                    _ => (
-                        d.compression.compress(&concat())?,
+                let (body, default_ext) = match converted {
+                    Some(body) => (body.clone(), PARQUET_EXTENSION.to_string()),
+                    None => (
+                        d.compression.compress_owned(concat())?,
                         d.compression.extension().to_string(),
                     ),
                 };
@@ -686,7 +728,7 @@ impl Assembler {
                 Ok((
                     b.bucket().to_string(),
                     key,
-                    b.compression.compress(&concat())?,
+                    b.compression.compress_owned(concat())?,
                 ))
             }
         }
@@ -699,16 +741,33 @@ impl Assembler {
             return Ok(());
         };
         self.bytes -= part.bytes.min(self.bytes);
+        if matches!(part.kind, Kind::Main { .. }) {
+            self.last_part_records = part.records.len();
+        }
+        let converted = match (&part.kind, &self.d.conversion) {
+            (Kind::Main { .. }, Some(c)) => {
+                let body = self.convert(c.clone(), &part).await;
+                if body.is_empty() {
+                    // No record converted: they are all in the error output's buffer, which
+                    // holds their checkpoint.
+                    return self.commit().await;
+                }
+                Some(body)
+            }
+            _ => None,
+        };
         let started = std::time::Instant::now();
         let mut wait_ms = limits::WRITE_BACKOFF_MS_MIN;
         let mut logged = false;
+        let mut staged = None;
         loop {
-            let attempt = match self.object(&part) {
+            let attempt = match self.object(&part, converted.as_ref()) {
                 Ok((bucket, key, body)) => {
                     let n = body.len();
+                    staged = Some((bucket.clone(), key.clone(), body.clone()));
                     self.d
                         .lake
-                        .put_object(&bucket, &key, body)
+                        .put_object_sse(&bucket, &key, body, self.d.sse.clone())
                         .await
                         .map(|()| n)
                         .map_err(|e| {
@@ -781,7 +840,7 @@ impl Assembler {
                             let target = self
                                 .parts
                                 .entry(kind.clone())
-                                .or_insert_with(|| Part::new(kind));
+                                .or_insert_with(|| Part::new(kind, 0));
                             target.bytes += line.len();
                             target.records.push(line);
                             target.oldest_arrival_ms =
@@ -808,7 +867,59 @@ impl Assembler {
                 }
             }
         }
+        // Redshift: the staged object is loaded (or listed in an error manifest) before the
+        // checkpoint moves past its records.
+        if let (Kind::Main { .. }, Some(rs), Some((bucket, key, body))) =
+            (&part.kind, &self.d.redshift, staged)
+        {
+            let (records, bytes) = (part.records.len() as u64, part.bytes as u64);
+            let d = &self.d;
+            rs.deliver(
+                &d.lake, &bucket, &key, body, records, bytes, &d.metrics, &d.now_ms, &self.stop,
+            )
+            .await?;
+        }
         self.commit().await
+    }
+
+    /// Converts a destination buffer (on a blocking thread): the Parquet body, empty when no
+    /// record converted. The records that do not convert go, as error records, to the
+    /// `format-conversion-failed` error output's buffer, which takes the buffer's holds.
+    async fn convert(&mut self, c: Arc<Conversion>, part: &Part) -> Bytes {
+        let out = c.convert(part.records.clone()).await;
+        if out.failures.is_empty() {
+            return out.body;
+        }
+        let now = (self.d.now_ms)();
+        let kind = Kind::Error(ERROR_OUTPUT_TYPE);
+        let mut lines = Vec::with_capacity(out.failures.len());
+        for f in &out.failures {
+            let data = part.records.get(f.index).map_or(&[][..], |r| r.as_ref());
+            let (arrival_ms, record_id) = match part.meta.get(f.index) {
+                Some((at, id)) if part.meta.len() == part.records.len() => (*at, Some(id.as_str())),
+                _ => (part.oldest_arrival_ms, None),
+            };
+            lines.push((
+                arrival_ms,
+                Bytes::from(c.error_line(data, arrival_ms, record_id, f, now)),
+            ));
+        }
+        self.d.metrics.failed_records.increment(lines.len() as u64);
+        let target = self
+            .parts
+            .entry(kind.clone())
+            .or_insert_with(|| Part::new(kind, 0));
+        for (arrival_ms, line) in lines {
+            self.bytes += line.len();
+            target.bytes += line.len();
+            target.records.push(line);
+            target.oldest_arrival_ms = target.oldest_arrival_ms.min(arrival_ms);
+        }
+        for (s, p) in &part.holds {
+            let h = target.holds.entry(*s).or_insert(*p);
+            *h = (*h).min(*p);
+        }
+        out.body
     }
 
     /// Commits every shard whose checkpoint can move: to the point before its oldest record
@@ -860,13 +971,15 @@ impl Assembler {
     }
 }
 
-fn item(data: Bytes, arrival_ms: i64, seq: &SequenceNumber, sub: Option<usize>) -> Item {
+/// One record for the pipeline; `id`: whether it needs its record id (empty otherwise).
+fn item(data: Bytes, arrival_ms: i64, seq: &SequenceNumber, sub: Option<usize>, id: bool) -> Item {
     Item {
         data,
         arrival_ms,
-        record_id: match sub {
-            Some(k) => format!("{seq}:{k}"),
-            None => seq.to_string(),
+        record_id: match (id, sub) {
+            (false, _) => String::new(),
+            (true, Some(k)) => format!("{seq}:{k}"),
+            (true, None) => seq.to_string(),
         },
         query_keys: BTreeMap::new(),
         lambda_keys: BTreeMap::new(),

@@ -3,7 +3,8 @@
 //! forms): read and checked with the model's constraints ([`parse_s3`]), merged into what a
 //! delivery stream has ([`S3Spec::apply`]), then checked with Firehose's own rules
 //! ([`check`]): the custom-prefix rules, dynamic partitioning, the processors sluice runs, and
-//! the features that are not there yet (record format conversion without a converter).
+//! the features that are not there yet; record format conversion is checked by
+//! [`crate::conversion::Spec::parse`].
 
 use base64::Engine;
 use serde_json::Value as Json;
@@ -340,7 +341,7 @@ pub fn parse_s3(
     Ok(spec)
 }
 
-fn parse_processing(
+pub fn parse_processing(
     v: &mut Validator,
     input: Input<'_>,
     path: &str,
@@ -458,9 +459,8 @@ impl S3Spec {
     }
 }
 
-/// Why a destination cannot be delivered as configured (an InvalidArgumentException), with
-/// `converter`: whether record format conversion can run.
-pub fn check(d: &S3Destination, converter: bool) -> Result<(), String> {
+/// Why a destination cannot be delivered as configured (an InvalidArgumentException).
+pub fn check(d: &S3Destination) -> Result<(), String> {
     if sluice_lake::check_bucket(d.bucket()).is_err() {
         return Err(format!(
             "The bucket name {} is not a valid S3 bucket name.",
@@ -515,10 +515,10 @@ pub fn check(d: &S3Destination, converter: bool) -> Result<(), String> {
     for p in processors {
         check_processor(p, dynamic)?;
     }
+    if let Some(c) = &d.data_format_conversion {
+        crate::conversion::Spec::parse(c)?;
+    }
     if d.conversion_enabled() {
-        if !converter {
-            return Err("sluice does not support DataFormatConversionConfiguration (record format conversion to Parquet or ORC) yet. See docs/specs/firehose-compat.md.".into());
-        }
         if d.size_mb < 64 {
             return Err("BufferingHints.SizeInMBs must be at least 64 when data format conversion is enabled.".into());
         }
@@ -666,31 +666,22 @@ mod tests {
 
     #[test]
     fn the_prefix_rules() {
-        assert!(check(&dest(None, None), false).is_ok());
-        assert!(check(&dest(Some("plain/"), None), false).is_ok());
-        let e = check(&dest(Some("!{timestamp:yyyy}/"), None), false).unwrap_err();
+        assert!(check(&dest(None, None)).is_ok());
+        assert!(check(&dest(Some("plain/"), None)).is_ok());
+        let e = check(&dest(Some("!{timestamp:yyyy}/"), None)).unwrap_err();
         assert!(e.contains("ErrorOutputPrefix can't be null"), "{e}");
-        assert!(check(&dest(Some("!{timestamp:yyyy}/"), Some("err/")), false).is_ok());
-        let e = check(&dest(Some("x/"), Some("err/!{timestamp:yyyy}/")), false).unwrap_err();
+        assert!(check(&dest(Some("!{timestamp:yyyy}/"), Some("err/"))).is_ok());
+        let e = check(&dest(Some("x/"), Some("err/!{timestamp:yyyy}/"))).unwrap_err();
         assert!(e.contains("error-output-type"), "{e}");
-        let e = check(
-            &dest(Some("!{firehose:error-output-type}/"), Some("e/")),
-            false,
-        )
-        .unwrap_err();
+        let e = check(&dest(Some("!{firehose:error-output-type}/"), Some("e/"))).unwrap_err();
         assert!(e.starts_with("Prefix can't contain"), "{e}");
-        let e = check(
-            &dest(Some("c=!{partitionKeyFromQuery:c}/"), Some("e/")),
-            false,
-        )
-        .unwrap_err();
+        let e = check(&dest(Some("c=!{partitionKeyFromQuery:c}/"), Some("e/"))).unwrap_err();
         assert!(e.contains("dynamic partitioning is not enabled"), "{e}");
         let mut d = dest(None, None);
         d.data_format_conversion = Some(serde_json::json!({"Enabled": true}));
-        assert!(check(&d, false)
-            .unwrap_err()
-            .contains("not support DataFormatConversion"));
+        let e = check(&d).unwrap_err();
+        assert!(e.contains("SchemaConfiguration is required"), "{e}");
         d.data_format_conversion = Some(serde_json::json!({"Enabled": false}));
-        assert!(check(&d, false).is_ok());
+        assert!(check(&d).is_ok());
     }
 }

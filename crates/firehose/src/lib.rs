@@ -14,14 +14,22 @@
 //! - [`prefix`] evaluates custom prefixes and names objects as Firehose does; [`compression`]
 //!   writes GZIP, ZIP, Snappy and HADOOP_SNAPPY objects; [`transform`] runs the processors
 //!   (Lambda through a [`RecordTransformer`], MetadataExtraction with jq, record
-//!   de-aggregation, delimiters) and has the [`Converter`] seam for record format conversion.
+//!   de-aggregation, delimiters); [`conversion`] is record format conversion
+//!   (DataFormatConversionConfiguration: JSON to Parquet with `sluice-columnar`, the schema
+//!   from sluice's `[[tables]]` or inferred from the first buffer, records that do not
+//!   convert under `format-conversion-failed`).
 //! - [`destination`] reads and checks S3 destination configurations; [`error::api`] is the one
 //!   mapping to Firehose's errors; [`limits`] holds every protocol limit; [`config`] is
 //!   `[firehose]`; [`metrics`] the CloudWatch metrics as Prometheus series.
-//! - [`redshift`] is the seam for the Redshift (PostgreSQL) destination, not served yet.
+//! - [`redshift`] is the Redshift destination (RedshiftDestinationConfiguration) with
+//!   PostgreSQL in Redshift's place: objects staged in the intermediate bucket as for S3, then
+//!   each loaded with `sluice-pgload` (one transaction with its bookkeeping row, retried for
+//!   RetryOptions.DurationInSeconds) or listed in an error manifest under `errors/`, before
+//!   the checkpoint moves past its records.
 
 pub mod compression;
 pub mod config;
+pub mod conversion;
 pub mod delivery;
 pub mod destination;
 pub mod error;
@@ -37,4 +45,5 @@ pub mod transform;
 
 pub use config::FirehoseConfig;
 pub use ops::{Firehose, FirehoseOptions, OpenError, OPERATIONS};
-pub use transform::{BoxFuture, Converter, RecordTransformer};
+pub use sluice_columnar::TableConfig;
+pub use transform::{BoxFuture, RecordTransformer};

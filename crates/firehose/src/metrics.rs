@@ -1,6 +1,8 @@
 //! Firehose's CloudWatch metrics of each delivery stream as Prometheus series (label
 //! `delivery_stream`): IncomingRecords / IncomingBytes, DeliveryToS3.Records / .Bytes /
-//! .Success / .DataFreshness, and the records waiting in the durable buffer.
+//! .Success / .DataFreshness (for a Redshift destination: the intermediate S3 objects),
+//! DeliveryToRedshift.Records / .Bytes / .Success, and the records waiting in the durable
+//! buffer.
 
 use metrics::{Counter, Gauge};
 
@@ -18,6 +20,11 @@ pub struct StreamMetrics {
     pub failed_records: Counter,
     /// Records accepted and not delivered yet (the backlog behind ServiceUnavailableException).
     pub backlog_records: Gauge,
+    /// The Redshift destination (DeliveryToRedshift.Records / .Bytes / .Success): records and
+    /// bytes of the staged objects loaded, 1 after a load and 0 after an object skipped.
+    pub redshift_records: Counter,
+    pub redshift_bytes: Counter,
+    pub redshift_success: Gauge,
 }
 
 impl std::fmt::Debug for StreamMetrics {
@@ -44,6 +51,15 @@ impl StreamMetrics {
             ),
             failed_records: metrics::counter!("sluice_firehose_error_output_records_total", &l()),
             backlog_records: metrics::gauge!("sluice_firehose_backlog_records", &l()),
+            redshift_records: metrics::counter!(
+                "sluice_firehose_delivery_to_redshift_records_total",
+                &l()
+            ),
+            redshift_bytes: metrics::counter!(
+                "sluice_firehose_delivery_to_redshift_bytes_total",
+                &l()
+            ),
+            redshift_success: metrics::gauge!("sluice_firehose_delivery_to_redshift_success", &l()),
         }
     }
 }

@@ -275,6 +275,9 @@ pub struct DeliveryStream {
     pub destination: S3Destination,
     /// Made with S3DestinationConfiguration (the older shape).
     pub legacy_s3: bool,
+    /// A Redshift destination: `destination` is then its intermediate S3 location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redshift: Option<crate::redshift::RedshiftDestination>,
     pub encryption: Encryption,
     pub tags: Vec<(String, String)>,
 }
@@ -352,7 +355,12 @@ impl DeliveryStream {
             }
             (None, None) => {}
         }
-        let destinations = if with_destination {
+        let destinations = if let (true, Some(rs)) = (with_destination, &self.redshift) {
+            vec![json!({
+                "DestinationId": limits::DESTINATION_ID,
+                "RedshiftDestinationDescription": rs.describe(&self.destination),
+            })]
+        } else if with_destination {
             vec![json!({
                 "DestinationId": limits::DESTINATION_ID,
                 "S3DestinationDescription": self.destination.describe_basic(),

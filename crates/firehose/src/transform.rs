@@ -42,18 +42,6 @@ pub trait RecordTransformer: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Bytes, String>>;
 }
 
-/// Converts the records of one object into a columnar file (DataFormatConversionConfiguration:
-/// JSON to Parquet). The seam for `sluice-columnar`; without one, conversion is refused at
-/// CreateDeliveryStream and UpdateDestination.
-pub trait Converter: Send + Sync + 'static {
-    /// The object's bytes from its records (each one JSON document), under `configuration`
-    /// (the DataFormatConversionConfiguration as given), or why they cannot be converted (the
-    /// records then go to the error output as `format-conversion-failed`).
-    fn convert(&self, configuration: &Value, records: &[Bytes]) -> Result<Bytes, String>;
-    /// The file extension of converted objects (`.parquet`).
-    fn extension(&self, configuration: &Value) -> String;
-}
-
 /// A record on its way from the buffer to an object.
 #[derive(Debug, Clone)]
 pub struct Item {

@@ -29,6 +29,7 @@ fn open(dir: &Path, config: FirehoseConfig) -> Arc<Firehose> {
         streams,
         lake: sluice_lake::Lake::local(dir.join("lake")),
         clock: Arc::new(SystemClock),
+        tables: Vec::new(),
     })
     .unwrap();
     fh.start();

@@ -27,12 +27,13 @@ use sluice_streams::{
 };
 
 use crate::config::FirehoseConfig;
+use crate::conversion::Catalog;
 use crate::delivery::{Delivery, Runner, Source};
 use crate::error::{api, FirehoseError};
 use crate::metrics::StreamMetrics;
 use crate::model::{DeliveryStream, Status, StreamType};
 use crate::store::{Store, StoreError};
-use crate::transform::{Converter, Pipeline, RecordTransformer};
+use crate::transform::{Pipeline, RecordTransformer};
 
 /// Every operation of the Firehose API model; those sluice does not have answer with
 /// [`ApiError::not_implemented`].
@@ -64,6 +65,8 @@ pub struct FirehoseOptions {
     pub streams: Arc<Streams>,
     pub lake: Lake,
     pub clock: Arc<dyn Clock>,
+    /// The tables record format conversion knows (sluice's `[[tables]]`).
+    pub tables: Vec<sluice_columnar::TableConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +77,8 @@ pub enum OpenError {
     Store(#[from] StoreError),
     #[error("a delivery stream: {0}")]
     DeliveryStream(#[from] FirehoseError),
+    #[error("[[tables]]: {0}")]
+    Tables(String),
 }
 
 pub(crate) struct Entry {
@@ -96,7 +101,8 @@ pub struct Firehose {
     /// Serializes changes to delivery streams (create, delete, update...).
     changes: tokio::sync::Mutex<()>,
     transformer: OnceLock<Arc<dyn RecordTransformer>>,
-    converter: OnceLock<Arc<dyn Converter>>,
+    /// Record format conversion: the `[[tables]]` and the inferred schemas.
+    pub(crate) catalog: Catalog,
     now_ms: NowMs,
     /// Round-robin over buffer shards, one shard per put.
     next_shard: AtomicU64,
@@ -149,6 +155,7 @@ impl Firehose {
         };
         let buffers = Arc::new(Streams::open(buffers_config, o.clock.clone())?);
         let store = Store::open(root.join("delivery-streams"))?;
+        let catalog = Catalog::new(&o.tables, root.join("schemas")).map_err(OpenError::Tables)?;
         let clock = o.clock.clone();
         let now_ms: NowMs = Arc::new(move || clock.now_ms());
         let fh = Firehose {
@@ -162,7 +169,7 @@ impl Firehose {
             entries: Mutex::new(BTreeMap::new()),
             changes: tokio::sync::Mutex::new(()),
             transformer: OnceLock::new(),
-            converter: OnceLock::new(),
+            catalog,
             now_ms,
             next_shard: AtomicU64::new(0),
         };
@@ -201,12 +208,6 @@ impl Firehose {
     /// Runs transformation Lambda functions with `t` (set once, before [`Firehose::start`]).
     pub fn set_transformer(&self, t: Arc<dyn RecordTransformer>) {
         let _ = self.transformer.set(t);
-    }
-
-    /// Converts records to a columnar format with `c` (set once, before [`Firehose::start`]);
-    /// without one, DataFormatConversionConfiguration is refused.
-    pub fn set_converter(&self, c: Arc<dyn Converter>) {
-        let _ = self.converter.set(c);
     }
 
     /// Starts every delivery stream's delivery task (on a tokio runtime).
@@ -326,6 +327,9 @@ impl Firehose {
             }
         }
         self.store.remove(&ds.name)?;
+        if let Err(e) = self.catalog.forget(&ds.name) {
+            tracing::warn!(delivery_stream = %ds.name, error = %e, "could not remove the inferred schema");
+        }
         Ok(())
     }
 
@@ -360,6 +364,22 @@ impl Firehose {
             tracing::error!(delivery_stream = %ds.name, error = %e, "processors do not load");
             Pipeline::identity()
         });
+        let conversion = self
+            .catalog
+            .conversion(
+                &ds.name,
+                ds.destination
+                    .data_format_conversion
+                    .as_ref()
+                    .filter(|_| ds.destination.conversion_enabled()),
+                &self.region,
+                &self.account,
+            )
+            .unwrap_or_else(|e| {
+                // Checked when the destination was set (and the tables when sluice started).
+                tracing::error!(delivery_stream = %ds.name, error = %e, "record format conversion does not load");
+                None
+            });
         Some(Runner::start(Delivery {
             name: ds.name.clone(),
             version: ds.version,
@@ -373,10 +393,20 @@ impl Firehose {
             },
             lake: self.lake.clone(),
             pipeline,
-            converter: self.converter.get().cloned(),
+            conversion,
             config: self.config.clone(),
             metrics,
             now_ms: self.now_ms.clone(),
+            // A remote lake does not encrypt (KMS keys are refused for it at create).
+            sse: streams::object_sse(ds, &self.lake.keyring()).filter(|_| !self.lake.is_remote()),
+            redshift: ds.redshift.as_ref().map(|rs| {
+                Arc::new(crate::redshift::Target::new(
+                    &ds.name,
+                    rs,
+                    &ds.destination,
+                    &self.config,
+                ))
+            }),
         }))
     }
 
@@ -413,8 +443,9 @@ impl Firehose {
                     .await?
             }
             "PutRecordBatch" => {
-                self.put_record_batch(records::PutRecordBatchRequest::parse(input)?)
-                    .await?
+                return self
+                    .put_record_batch(records::PutRecordBatchRequest::parse(input)?, format)
+                    .await;
             }
             "TagDeliveryStream" => self.tag(tags::TagRequest::parse(input)?).await?,
             "UntagDeliveryStream" => self.untag(tags::UntagRequest::parse(input)?).await?,

@@ -22,8 +22,7 @@ const STREAM_TYPES: [&str; 4] = [
 const KEY_TYPES: [&str; 2] = ["AWS_OWNED_CMK", "CUSTOMER_MANAGED_CMK"];
 
 /// Destinations of the API model that sluice does not deliver to (yet).
-const OTHER_DESTINATIONS: [&str; 8] = [
-    "RedshiftDestinationConfiguration",
+const OTHER_DESTINATIONS: [&str; 7] = [
     "ElasticsearchDestinationConfiguration",
     "AmazonopensearchserviceDestinationConfiguration",
     "SplunkDestinationConfiguration",
@@ -81,6 +80,8 @@ pub struct CreateDeliveryStreamRequest {
     encryption: Option<(Option<String>, Option<String>)>,
     s3: S3Spec,
     legacy: bool,
+    /// RedshiftDestinationConfiguration (`s3` is then its intermediate S3 location).
+    redshift: Option<crate::redshift::RedshiftSpec>,
     tags: Vec<(String, String)>,
 }
 
@@ -166,6 +167,15 @@ impl CreateDeliveryStreamRequest {
                 true,
             )?);
         }
+        let redshift = match input.structure("RedshiftDestinationConfiguration")? {
+            Some(r) => Some(crate::redshift::parse(
+                &mut v,
+                r,
+                "redshiftDestinationConfiguration",
+                true,
+            )?),
+            None => None,
+        };
         let tags = super::tags::parse_tags(&mut v, input, "tags")?;
         v.finish()?;
         // Past the model's constraints: Firehose's own checks.
@@ -206,7 +216,13 @@ impl CreateDeliveryStreamRequest {
         if let Some((t, a)) = &encryption {
             check_key(t.as_deref(), a.as_deref())?;
         }
+        if redshift.is_some() && (spec.is_some() || ext_spec.is_some()) {
+            return Err(ApiError::invalid_argument(
+                "Only one destination configuration can be specified: RedshiftDestinationConfiguration, S3DestinationConfiguration or ExtendedS3DestinationConfiguration.",
+            ));
+        }
         let (s3, legacy) = match (spec, ext_spec) {
+            _ if redshift.is_some() => (S3Spec::default(), false),
             (Some(_), Some(_)) => {
                 return Err(ApiError::invalid_argument(
                     "Only one destination configuration can be specified: S3DestinationConfiguration or ExtendedS3DestinationConfiguration.",
@@ -228,6 +244,7 @@ impl CreateDeliveryStreamRequest {
             encryption,
             s3,
             legacy,
+            redshift,
             tags,
         })
     }
@@ -331,6 +348,7 @@ pub struct UpdateDestinationRequest {
     destination_id: String,
     s3: Option<S3Spec>,
     extended: Option<S3Spec>,
+    redshift: Option<crate::redshift::RedshiftSpec>,
 }
 
 impl UpdateDestinationRequest {
@@ -369,6 +387,15 @@ impl UpdateDestinationRequest {
             )?),
             None => None,
         };
+        let redshift = match input.structure("RedshiftDestinationUpdate")? {
+            Some(r) => Some(crate::redshift::parse(
+                &mut v,
+                r,
+                "redshiftDestinationUpdate",
+                false,
+            )?),
+            None => None,
+        };
         v.finish()?;
         for member in OTHER_DESTINATIONS {
             let update = member.replace("Configuration", "Update");
@@ -382,6 +409,7 @@ impl UpdateDestinationRequest {
             destination_id: present(id)?.to_string(),
             s3,
             extended,
+            redshift,
         })
     }
 }
@@ -422,9 +450,21 @@ impl EncryptionRequest {
 
 impl Firehose {
     pub(crate) async fn create(&self, r: CreateDeliveryStreamRequest) -> Result<Json, ApiError> {
-        let converter = self.converter.get().is_some();
-        let dest = r.s3.apply(None)?;
-        destination::check(&dest, converter).map_err(ApiError::invalid_argument)?;
+        let (dest, redshift) = match r.redshift {
+            Some(spec) => {
+                let (rs, staging) = spec.apply(None)?;
+                (staging, Some(rs))
+            }
+            None => (r.s3.apply(None)?, None),
+        };
+        destination::check(&dest).map_err(ApiError::invalid_argument)?;
+        self.check_kms_key(dest.kms_key_arn.as_deref())?;
+        if let Some((_, a)) = &r.encryption {
+            self.check_kms_key(a.as_deref())?;
+        }
+        if let Some(rs) = &redshift {
+            crate::redshift::check(rs, &dest, false).map_err(ApiError::invalid_argument)?;
+        }
         let _one_at_a_time = self.changes.lock().await;
         let now = self.now();
         let source = match &r.source {
@@ -473,6 +513,7 @@ impl Firehose {
             throughput_hint_mb: r.throughput_hint,
             destination: dest,
             legacy_s3: r.legacy,
+            redshift,
             encryption: Encryption {
                 enabled: r.encryption.is_some(),
                 key_type,
@@ -614,6 +655,13 @@ impl Firehose {
                 r.destination_id
             )));
         }
+        if r.redshift.is_some() && (r.s3.is_some() || r.extended.is_some()) {
+            return Err(ApiError::invalid_argument(
+                "Only one destination update can be specified: RedshiftDestinationUpdate, S3DestinationUpdate or ExtendedS3DestinationUpdate.",
+            ));
+        }
+        let switching_to_s3 = ds.redshift.is_some() && (r.s3.is_some() || r.extended.is_some());
+        let redshift_spec = r.redshift;
         let spec = match (r.s3, r.extended) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::invalid_argument(
@@ -624,15 +672,34 @@ impl Firehose {
             (None, None) => S3Spec::default(),
         };
         let was_dynamic = ds.destination.dynamic_partitioning_enabled();
-        let dest = spec.apply(Some(&ds.destination))?;
+        // A change of destination type merges nothing (Firehose): every required member of
+        // the new destination must be given.
+        let (dest, redshift) = match redshift_spec {
+            Some(rs) => {
+                let base = ds.redshift.as_ref().map(|b| (b, &ds.destination));
+                let (rs, staging) = rs.apply(base)?;
+                crate::redshift::check(&rs, &staging, true).map_err(ApiError::invalid_argument)?;
+                (staging, Some(rs))
+            }
+            None if switching_to_s3 => {
+                if spec.role_arn.is_none() || spec.bucket_arn.is_none() {
+                    return Err(ApiError::invalid_argument(
+                        "RoleARN and BucketARN are required when the destination is not already Amazon S3.",
+                    ));
+                }
+                (spec.apply(None)?, None)
+            }
+            None => (spec.apply(Some(&ds.destination))?, ds.redshift.clone()),
+        };
         if was_dynamic != dest.dynamic_partitioning_enabled() {
             return Err(ApiError::invalid_argument(
                 "Dynamic partitioning can only be enabled when a delivery stream is created, and cannot be disabled.",
             ));
         }
-        destination::check(&dest, self.converter.get().is_some())
-            .map_err(ApiError::invalid_argument)?;
+        destination::check(&dest).map_err(ApiError::invalid_argument)?;
+        self.check_kms_key(dest.kms_key_arn.as_deref())?;
         ds.destination = dest;
+        ds.redshift = redshift;
         ds.version += 1;
         ds.last_update_ms = Some(self.now());
         sluice_aws::blocking(|| self.store.put(&ds)).map_err(|e| self.fail(e.into()))?;
@@ -683,6 +750,9 @@ impl Firehose {
                 status: self.status(&ds),
             }));
         }
+        if let Some((_, a)) = &r.key {
+            self.check_kms_key(a.as_deref())?;
+        }
         if r.start {
             let (t, a) = r.key.unwrap_or((Some("AWS_OWNED_CMK".into()), None));
             ds.encryption = Encryption {
@@ -694,9 +764,71 @@ impl Firehose {
             ds.encryption.enabled = false;
         }
         sluice_aws::blocking(|| self.store.put(&ds)).map_err(|e| self.fail(e.into()))?;
+        // When the objects' encryption changes, the delivery task starts again from its
+        // checkpoint (as after UpdateDestination): what it had buffered is written the new way.
+        let keys = self.lake.keyring();
+        let (old, metrics) = {
+            let mut entries = self.lock();
+            let Some(e) = entries.get_mut(&r.name) else {
+                return Ok(json!({}));
+            };
+            let before = object_sse(&e.ds, &keys);
+            e.ds.encryption = ds.encryption.clone();
+            if before == object_sse(&e.ds, &keys) {
+                return Ok(json!({}));
+            }
+            (e.runner.take(), e.metrics.clone())
+        };
+        if let Some(old) = old {
+            old.stop().await;
+        }
+        let ds = match self.lock().get(&r.name) {
+            Some(e) => e.ds.clone(),
+            None => return Ok(json!({})),
+        };
+        let runner = self.runner(&ds, metrics);
         if let Some(e) = self.lock().get_mut(&r.name) {
-            e.ds.encryption = ds.encryption;
+            e.runner = runner;
         }
         Ok(json!({}))
+    }
+
+    /// A KMS key named by a destination's KMSEncryptionConfig or a CUSTOMER_MANAGED_CMK must
+    /// be one of the lake's keys (`[[keys]]`): otherwise InvalidKMSResourceException, as
+    /// Firehose answers for a key KMS cannot find.
+    fn check_kms_key(&self, arn: Option<&str>) -> Result<(), ApiError> {
+        match arn {
+            Some(_) if self.lake.is_remote() => Err(ApiError::invalid_argument(
+                "sluice encrypts objects at rest in its local lake only; with a remote lake ([lake] endpoint) use the store's own encryption.",
+            )),
+            Some(a) if !self.lake.keyring().has_key(a) => Err(ApiError::new(
+                sluice_aws::ErrorType::InvalidKmsResource,
+                format!("KMS key {a} is not found: sluice's KMS keys are the [[keys]] of its configuration (docs/operations.md)."),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// How a delivery stream's objects are encrypted at rest:
+/// - the destination's `KMSEncryptionConfig.AWSKMSKeyARN`: SSE-KMS (`aws:kms`) with that key;
+/// - otherwise, with stream encryption ENABLED: CUSTOMER_MANAGED_CMK is SSE-KMS with its
+///   KeyARN, AWS_OWNED_CMK is SSE-S3 (`AES256`) with the lake's default key, or nothing when
+///   no default key is configured (the status is then only shown);
+/// - otherwise not encrypted.
+pub(crate) fn object_sse(
+    ds: &crate::model::DeliveryStream,
+    keys: &sluice_lake::Keyring,
+) -> Option<sluice_lake::Sse> {
+    if let Some(arn) = &ds.destination.kms_key_arn {
+        return Some(sluice_lake::Sse::kms(arn.clone()));
+    }
+    let e = &ds.encryption;
+    if !e.enabled {
+        return None;
+    }
+    match (e.key_type.as_deref(), &e.key_arn) {
+        (Some("CUSTOMER_MANAGED_CMK"), Some(arn)) => Some(sluice_lake::Sse::kms(arn.clone())),
+        _ => keys.default_arn().map(|_| sluice_lake::Sse::aes256()),
     }
 }
