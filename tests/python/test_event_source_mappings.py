@@ -471,10 +471,12 @@ def test_what_sluice_does_not_do_is_refused(lam, lam_unvalidated, stream, functi
     # Members of other event sources or services.
     for member, value in (("ScalingConfig", {"MaximumConcurrency": 5}), ("Queues", ["q"]), ("Topics", ["t"]),
                           ("KMSKeyArn", f"arn:aws:kms:{REGION}:{ACCOUNT}:key/k"),
-                          ("MetricsConfig", {"Metrics": ["EventCount"]}),
                           ("ProvisionedPollerConfig", {"MinimumPollers": 1}),
                           ("SourceAccessConfigurations", [{"Type": "BASIC_AUTH", "URI": "arn:aws:secretsmanager:us-east-1:000000000000:secret:s"}])):
         assert refused(**{member: value}).startswith(f"sluice does not support {member} on event source mappings"), member
+    # MetricsConfig: Kafka's metric types do not apply to a Kinesis source.
+    assert refused(MetricsConfig={"Metrics": ["ErrorCount"]}).startswith(
+        "Unsupported MetricsConfig metric type ErrorCount for Kinesis event sources")
     # A pattern that is not one.
     assert refused(FilterCriteria={"Filters": [{"Pattern": "{not json"}]}).startswith("Invalid filter pattern definition.")
 
@@ -483,6 +485,9 @@ def test_what_sluice_does_not_do_is_refused(lam, lam_unvalidated, stream, functi
     resp = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=fn, StartingPosition="LATEST",
                                            DestinationConfig={"OnFailure": {"Destination": dlq}})
     assert resp["DestinationConfig"] == {"OnFailure": {"Destination": dlq}}
+    resp = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=function(), StartingPosition="LATEST",
+                                           MetricsConfig={"Metrics": ["EventCount"]})
+    assert lam.get_event_source_mapping(UUID=resp["UUID"])["MetricsConfig"] == {"Metrics": ["EventCount"]}
     kin = make_client(lam.meta.endpoint_url)
     consumer = kin.register_stream_consumer(StreamARN=arn, ConsumerName="esm")["Consumer"]["ConsumerARN"]
     resp = lam.create_event_source_mapping(EventSourceArn=consumer, FunctionName=function(), StartingPosition="LATEST")

@@ -92,6 +92,11 @@ pub struct MappingRecord {
     /// `TRIM_HORIZON`, `LATEST` or `AT_TIMESTAMP`.
     pub starting_position: String,
     pub starting_position_timestamp_ms: Option<i64>,
+    /// When the mapping was created (ms since 1970): where `LATEST` starts, so that every
+    /// record put once CreateEventSourceMapping has answered is processed, however late the
+    /// poller's first read comes. None in mappings stored before it was kept (plain LATEST).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_ms: Option<i64>,
     pub batch_size: u32,
     pub batching_window_s: u32,
     pub parallelization_factor: u32,
@@ -106,6 +111,10 @@ pub struct MappingRecord {
     pub filter_patterns: Vec<String>,
     /// 0: none.
     pub tumbling_window_s: u32,
+    /// MetricsConfig.Metrics as given (`EventCount`); sluice exports every mapping's event
+    /// counts on `/metrics` whatever it says.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<String>,
     /// DestinationConfig.OnFailure.Destination.
     pub on_failure: Option<String>,
     pub enabled: bool,
@@ -363,6 +372,22 @@ impl Mappings {
     }
 }
 
+/// Where a mapping without checkpoints starts reading. LATEST is taken as of the mapping's
+/// creation: the first read may come later (a busy machine, a restart before any checkpoint),
+/// and what was put in between is the mapping's too.
+fn starting_position(r: &MappingRecord) -> StartingPosition {
+    match (
+        r.starting_position.as_str(),
+        r.starting_position_timestamp_ms,
+    ) {
+        ("TRIM_HORIZON", _) => StartingPosition::TrimHorizon,
+        ("AT_TIMESTAMP", Some(ms)) => StartingPosition::AtTimestamp(ms),
+        _ => r
+            .created_ms
+            .map_or(StartingPosition::Latest, StartingPosition::AtTimestamp),
+    }
+}
+
 /// The poller settings of `r`. An error says why it cannot run (a pattern the filter
 /// compiler no longer takes, a destination that no longer parses).
 pub(crate) fn poller_spec(lambda: &Lambda, r: &MappingRecord) -> Result<PollerSpec, String> {
@@ -375,14 +400,7 @@ pub(crate) fn poller_spec(lambda: &Lambda, r: &MappingRecord) -> Result<PollerSp
         &r.stream,
         &stream_arn(&lambda.scope, &r.stream),
     );
-    spec.starting_position = match (
-        r.starting_position.as_str(),
-        r.starting_position_timestamp_ms,
-    ) {
-        ("TRIM_HORIZON", _) => StartingPosition::TrimHorizon,
-        ("AT_TIMESTAMP", Some(ms)) => StartingPosition::AtTimestamp(ms),
-        _ => StartingPosition::Latest,
-    };
+    spec.starting_position = starting_position(r);
     spec.batch_size = r.batch_size;
     spec.batching_window_ms = u64::from(r.batching_window_s) * 1000;
     spec.parallelization_factor = r.parallelization_factor;
@@ -542,6 +560,7 @@ mod tests {
             stream: "s".into(),
             starting_position: "LATEST".into(),
             starting_position_timestamp_ms: None,
+            created_ms: None,
             batch_size: 100,
             batching_window_s: 0,
             parallelization_factor: 1,
@@ -551,6 +570,7 @@ mod tests {
             report_batch_item_failures: false,
             filter_patterns: Vec::new(),
             tumbling_window_s: 0,
+            metrics: Vec::new(),
             on_failure: None,
             enabled: true,
             state: MappingState::Enabled,
@@ -564,6 +584,22 @@ mod tests {
     const B: &str = "14e0db71-5d35-4eb5-b481-8945cf9d10c2";
     const C: &str = "27b21cb4-2e9b-42e7-9431-2e2a985fd42e";
     const D: &str = "00a3d08e-fa6a-4e0c-8e86-4aafeac0ceef";
+
+    #[test]
+    fn latest_starts_where_the_mapping_was_created() {
+        let mut r = record("a");
+        assert_eq!(starting_position(&r), StartingPosition::Latest);
+        r.created_ms = Some(1_700_000_000_000);
+        assert_eq!(
+            starting_position(&r),
+            StartingPosition::AtTimestamp(1_700_000_000_000)
+        );
+        r.starting_position = "TRIM_HORIZON".into();
+        assert_eq!(starting_position(&r), StartingPosition::TrimHorizon);
+        r.starting_position = "AT_TIMESTAMP".into();
+        r.starting_position_timestamp_ms = Some(5);
+        assert_eq!(starting_position(&r), StartingPosition::AtTimestamp(5));
+    }
 
     #[test]
     fn uuids() {

@@ -50,7 +50,10 @@ const NOT_FOR_KINESIS: &[(&str, &str)] = &[
         "SourceAccessConfigurations",
         "it configures Kafka, Amazon MQ and DocumentDB event sources",
     ),
-    ("SelfManagedEventSource", "it names a self-managed Kafka cluster"),
+    (
+        "SelfManagedEventSource",
+        "it names a self-managed Kafka cluster",
+    ),
     (
         "AmazonManagedKafkaEventSourceConfig",
         "it configures Amazon MSK event sources",
@@ -73,11 +76,11 @@ const NOT_FOR_KINESIS: &[(&str, &str)] = &[
         "KMSKeyArn",
         "sluice has no KMS: filter criteria are stored as given",
     ),
-    (
-        "MetricsConfig",
-        "sluice has no CloudWatch: a mapping's event counts are always on /metrics (sluice_mapping_*)",
-    ),
 ];
+
+/// MetricsConfig.Metrics values (the model's enum), and the one that applies to Kinesis.
+const METRIC_TYPES: &[&str] = &["EventCount", "ErrorCount", "KafkaMetrics"];
+const KINESIS_METRIC_TYPE: &str = "EventCount";
 
 fn not_found() -> ApiError {
     ApiError {
@@ -263,6 +266,8 @@ struct Settings {
     record_age_s: Option<i64>,
     tumbling_window_s: Option<i64>,
     response_types: Option<Vec<String>>,
+    /// MetricsConfig given: its Metrics.
+    metrics: Option<Vec<String>>,
     /// FilterCriteria given: its patterns (none clears the filters).
     filters: Option<Vec<String>>,
     /// DestinationConfig given: its OnFailure destination (none, or empty, clears it).
@@ -378,9 +383,29 @@ fn read_settings(body: &Json, v: &mut Validator) -> Result<Settings, ApiError> {
             );
         }
     }
+    let metrics = match body.object("MetricsConfig")? {
+        None => None,
+        Some(m) => {
+            let list = m.string_list("Metrics")?.unwrap_or_default();
+            let shown = || format!("[{}]", list.join(", "));
+            v.count(list.len(), "metricsConfig.metrics", 0, 3, shown);
+            if list.iter().any(|t| !METRIC_TYPES.contains(&t.as_str())) {
+                v.fail(
+                    Some(&shown()),
+                    "metricsConfig.metrics",
+                    &format!(
+                        "Member must satisfy constraint: [Member must satisfy enum value set: [{}]]",
+                        METRIC_TYPES.join(", ")
+                    ),
+                );
+            }
+            Some(list)
+        }
+    };
     Ok(Settings {
         function,
         enabled: body.bool("Enabled")?,
+        metrics,
         batch_size,
         batching_window_s,
         parallelization_factor,
@@ -409,6 +434,16 @@ fn refuse_not_for_kinesis(body: &Json) -> Result<(), ApiError> {
 
 /// The settings' own rules (past the model's ranges), and the destination's existence.
 fn check_settings(lambda: &Lambda, s: &Settings) -> Result<(), ApiError> {
+    if let Some(m) = s
+        .metrics
+        .iter()
+        .flatten()
+        .find(|m| *m != KINESIS_METRIC_TYPE)
+    {
+        return Err(invalid_parameter(format!(
+            "Unsupported MetricsConfig metric type {m} for Kinesis event sources: only {KINESIS_METRIC_TYPE} applies to Kinesis; {m} is for Amazon MSK and self-managed Apache Kafka."
+        )));
+    }
     if let Some(age) = s.record_age_s {
         if age != -1 && age < limits::RECORD_AGE_S_MIN {
             return Err(invalid_parameter(format!(
@@ -523,6 +558,10 @@ fn apply(r: &mut MappingRecord, s: Settings) {
     if let Some(x) = s.response_types {
         r.report_batch_item_failures = !x.is_empty();
     }
+    if let Some(mut x) = s.metrics {
+        x.dedup();
+        r.metrics = x;
+    }
     if let Some(x) = s.filters {
         r.filter_patterns = x;
     }
@@ -599,6 +638,7 @@ pub(crate) async fn create(lambda: &Arc<Lambda>, call: Call<'_>) -> Answer {
         stream: source.stream().to_string(),
         starting_position: position.to_string(),
         starting_position_timestamp_ms: timestamp_ms,
+        created_ms: Some(now),
         batch_size: limits::BATCH_SIZE_DEFAULT,
         batching_window_s: 0,
         parallelization_factor: 1,
@@ -608,6 +648,7 @@ pub(crate) async fn create(lambda: &Arc<Lambda>, call: Call<'_>) -> Answer {
         report_batch_item_failures: false,
         filter_patterns: Vec::new(),
         tumbling_window_s: 0,
+        metrics: Vec::new(),
         on_failure: None,
         enabled: true,
         state: MappingState::Creating,
@@ -815,6 +856,9 @@ pub(crate) fn configuration(lambda: &Lambda, r: &MappingRecord) -> Value {
             .map(|p| json!({ "Pattern": p }))
             .collect();
         out["FilterCriteria"] = json!({ "Filters": filters });
+    }
+    if !r.metrics.is_empty() {
+        out["MetricsConfig"] = json!({ "Metrics": r.metrics });
     }
     out
 }
@@ -1200,6 +1244,42 @@ mod api {
 
     fn basic() -> Value {
         json!({"EventSourceArn": STREAM, "FunctionName": "f", "StartingPosition": "LATEST"})
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn metrics_config_takes_event_count_only() {
+        let h = harness(0);
+        let mut body = basic();
+        body["MetricsConfig"] = json!({"Metrics": ["EventCount"]});
+        let (status, v, _) = create(&h.lambda, body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+        assert_eq!(v["MetricsConfig"], json!({"Metrics": ["EventCount"]}));
+        let uuid = v["UUID"].as_str().unwrap().to_string();
+        let got = wait_state(&h.lambda, &uuid, "Enabled").await;
+        assert_eq!(got["MetricsConfig"], json!({"Metrics": ["EventCount"]}));
+        // An update with an empty list clears it; Get then shows no MetricsConfig.
+        let path = format!("/2015-03-31/event-source-mappings/{uuid}");
+        let (status, v, _) = call(
+            &h.lambda,
+            "PUT",
+            &path,
+            json!({"MetricsConfig": {"Metrics": []}}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+        assert!(v.get("MetricsConfig").is_none(), "{v}");
+        // Kafka's metric types do not apply to a Kinesis source; unknown ones fail validation.
+        for (metric, error) in [
+            ("ErrorCount", "InvalidParameterValueException"),
+            ("KafkaMetrics", "InvalidParameterValueException"),
+            ("Nope", "ValidationException"),
+        ] {
+            let mut body = basic();
+            body["MetricsConfig"] = json!({ "Metrics": [metric] });
+            let (status, v, error_type) = create(&h.lambda, body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{metric}: {v}");
+            assert!(error_type.starts_with(error), "{metric}: {error_type}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread")]
