@@ -4,6 +4,7 @@
 
 mod client_cmds;
 mod config;
+mod demo;
 mod logs;
 mod observe;
 mod serve;
@@ -63,6 +64,9 @@ enum Command {
     Bench(BenchArgs),
     /// Print what a Lambda function's processes wrote (its log in the data directory).
     Logs(LogsArgs),
+    /// Run the seeds' clickstream pipeline end to end on a server of its own: simulated click
+    /// events -> a stream -> a jq processor -> Firehose -> Parquet in the lake, then a summary.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -167,6 +171,19 @@ pub enum BenchMode {
     /// --output-stream (put-to-processed latency, lost, duplicates), after a raw PutRecords
     /// phase for comparison.
     Pipeline,
+    /// PutRecordBatch into a Firehose delivery stream (--delivery-stream, created converting to
+    /// Parquet when missing) and the rate records reach objects (from the endpoint's delivery
+    /// metrics), after the same raw PutRecords phase.
+    Delivery,
+}
+
+/// What a delivery stream the delivery mode creates writes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BenchFormat {
+    /// Parquet by record format conversion, the schema inferred from the first buffer.
+    Parquet,
+    /// The JSON records as they are.
+    Json,
 }
 
 /// How the pipeline mode reads the output stream.
@@ -207,20 +224,36 @@ pub struct BenchArgs {
     /// put-to-get).
     #[arg(long)]
     pub output_stream: Option<String>,
-    /// pipeline mode: seconds to keep reading the output after the last put, for records still
-    /// missing (at most 600); those not seen by then are reported lost.
+    /// pipeline and delivery modes: seconds to keep reading the output (waiting for delivery)
+    /// after the last put, for records still missing (at most 600); those not seen by then are
+    /// reported lost (not delivered).
     #[arg(long, default_value_t = 30.0)]
     pub drain_timeout: f64,
-    /// pipeline mode: seconds of raw PutRecords into a scratch stream before the pipeline
-    /// phase (at most 600).
+    /// pipeline and delivery modes: seconds of raw PutRecords into a scratch stream before the
+    /// measured phase (at most 600).
     #[arg(long, default_value_t = 3.0)]
     pub raw_put_duration: f64,
-    /// pipeline mode: skip the raw PutRecords phase.
+    /// pipeline and delivery modes: skip the raw PutRecords phase.
     #[arg(long)]
     pub skip_raw_put: bool,
     /// pipeline mode: how the output stream is read.
     #[arg(long, value_enum, default_value = "poll")]
     pub read: BenchRead,
+    /// delivery mode: the delivery stream (created when missing).
+    #[arg(long, default_value = "bench-delivery")]
+    pub delivery_stream: String,
+    /// delivery mode: the bucket of a created delivery stream.
+    #[arg(long, default_value = "bench-lake")]
+    pub bucket: String,
+    /// delivery mode: what a created delivery stream writes.
+    #[arg(long, value_enum, default_value = "parquet")]
+    pub format: BenchFormat,
+    /// delivery mode: BufferingHints.SizeInMBs of a created delivery stream (Parquet: 64-128).
+    #[arg(long, default_value_t = 64)]
+    pub buffer_mb: u32,
+    /// delivery mode: BufferingHints.IntervalInSeconds of a created delivery stream.
+    #[arg(long, default_value_t = 1)]
+    pub buffer_interval: u32,
     /// Also write the JSON report to this file.
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -253,6 +286,7 @@ fn main() -> anyhow::Result<()> {
             Command::Tail(args) => client_cmds::tail(args).await,
             Command::Bench(args) => client_cmds::bench(args).await,
             Command::Logs(args) => logs::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
         }
     })
 }
