@@ -11,7 +11,8 @@ use sluice_client::{Client, SigningKey};
 use sluice_streams::ShardId;
 
 use crate::{
-    BenchArgs, BenchMode, BenchRead, Endpoint, PutArgs, StreamAction, TailArgs, TailFormat,
+    BenchArgs, BenchFormat, BenchMode, BenchRead, Endpoint, PutArgs, StreamAction, TailArgs,
+    TailFormat,
 };
 
 fn client(e: &Endpoint) -> anyhow::Result<Client> {
@@ -401,6 +402,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             BenchMode::Efo => sluice_loadgen::Mode::Efo,
             BenchMode::Read => sluice_loadgen::Mode::Read,
             BenchMode::Pipeline => sluice_loadgen::Mode::Pipeline,
+            BenchMode::Delivery => sluice_loadgen::Mode::Delivery,
         },
         stream: args.stream,
         shards: args.shards,
@@ -423,6 +425,23 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             read: match args.read {
                 BenchRead::Poll => sluice_loadgen::ReadMethod::Poll,
                 BenchRead::Efo => sluice_loadgen::ReadMethod::Efo,
+            },
+        },
+        delivery: sluice_loadgen::DeliveryOptions {
+            delivery_stream: args.delivery_stream,
+            bucket: args.bucket,
+            format: match args.format {
+                BenchFormat::Parquet => sluice_loadgen::DeliveryFormat::Parquet,
+                BenchFormat::Json => sluice_loadgen::DeliveryFormat::Json,
+            },
+            buffer_mb: args.buffer_mb,
+            buffer_interval_s: args.buffer_interval,
+            rate_per_s: args.rate,
+            drain_timeout_s: args.drain_timeout,
+            raw_put_s: if args.skip_raw_put {
+                0.0
+            } else {
+                args.raw_put_duration
             },
         },
     };

@@ -70,6 +70,8 @@ pub struct Client {
     host: String,
     region: String,
     key: Option<SigningKey>,
+    /// The `X-Amz-Target` prefix before `.<Operation>` and the SigV4 signing name.
+    service: (&'static str, &'static str),
     http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
     /// HTTP/2 with prior knowledge, for SubscribeToShard.
     http2: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
@@ -115,9 +117,20 @@ impl Client {
             host,
             region: region.to_string(),
             key,
+            service: KINESIS,
             http,
             http2,
         })
+    }
+
+    /// The same endpoint and connections, calling another AWS JSON 1.1 service: `target_prefix`
+    /// before `.<Operation>` in `X-Amz-Target` (`Firehose_20150804`), `signing_name` in the
+    /// SigV4 credential scope (`firehose`).
+    pub fn with_service(&self, target_prefix: &'static str, signing_name: &'static str) -> Client {
+        Client {
+            service: (target_prefix, signing_name),
+            ..self.clone()
+        }
     }
 
     /// Calls `operation` with a JSON body and returns the parsed JSON answer (`null` for an
@@ -152,6 +165,31 @@ impl Client {
         Err(api_error(status, &bytes))
     }
 
+    /// GETs `path` (e.g. `/metrics`) of the endpoint, unsigned, and returns the body as text.
+    pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
+        let uri = format!("{}{path}", self.endpoint.to_string().trim_end_matches('/'));
+        let req = http::Request::get(uri)
+            .header("host", &self.host)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let res = self
+            .http
+            .request(req)
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let status = res.status();
+        let bytes = res
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(api_error(status, &bytes));
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     async fn send(
         &self,
         h2: bool,
@@ -159,7 +197,8 @@ impl Client {
         body: Vec<u8>,
     ) -> Result<http::Response<hyper::body::Incoming>, ClientError> {
         let http = if h2 { &self.http2 } else { &self.http };
-        let target = format!("Kinesis_20131202.{operation}");
+        let (prefix, signing_name) = self.service;
+        let target = format!("{prefix}.{operation}");
         let mut req = http::Request::post(self.endpoint.clone())
             .header("content-type", CONTENT_TYPE)
             .header("x-amz-target", &target);
@@ -168,7 +207,11 @@ impl Client {
             req = req.header("host", &self.host);
         }
         if let Some(key) = &self.key {
-            for (k, v) in sign(key, &self.region, &self.host, &target, &body, now_ms()) {
+            let scope = Scope {
+                region: &self.region,
+                service: signing_name,
+            };
+            for (k, v) in sign(key, scope, &self.host, &target, &body, now_ms()) {
                 req = req.header(k, v);
             }
         }
@@ -234,10 +277,20 @@ fn amz_date(ms: i64) -> (String, String) {
     )
 }
 
-/// The SigV4 headers for a Kinesis POST to `/`.
+/// Kinesis: the target prefix and signing name of [`Client::new`].
+const KINESIS: (&str, &str) = ("Kinesis_20131202", "kinesis");
+
+/// The region and service of a SigV4 credential scope.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    region: &'a str,
+    service: &'a str,
+}
+
+/// The SigV4 headers for an AWS JSON 1.1 POST to `/`.
 fn sign(
     key: &SigningKey,
-    region: &str,
+    scope_of: Scope<'_>,
     host: &str,
     target: &str,
     body: &[u8],
@@ -261,14 +314,15 @@ fn sign(
     let signed: Vec<&str> = headers.iter().map(|(k, _)| *k).collect();
     let signed = signed.join(";");
     let canonical = format!("POST\n/\n\n{canonical_headers}\n{signed}\n{payload}");
-    let scope = format!("{date}/{region}/kinesis/aws4_request");
+    let Scope { region, service } = scope_of;
+    let scope = format!("{date}/{region}/{service}/aws4_request");
     let to_sign = format!(
         "AWS4-HMAC-SHA256\n{amz}\n{scope}\n{}",
         hex::encode(Sha256::digest(canonical.as_bytes()))
     );
     let time = UNIX_EPOCH + std::time::Duration::from_millis(now_ms as u64);
     let signing_key =
-        aws_sigv4::sign::v4::generate_signing_key(&key.secret_access_key, time, region, "kinesis");
+        aws_sigv4::sign::v4::generate_signing_key(&key.secret_access_key, time, region, service);
     let signature =
         aws_sigv4::sign::v4::calculate_signature(signing_key.as_ref(), to_sign.as_bytes());
     let mut out = vec![

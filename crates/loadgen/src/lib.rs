@@ -15,14 +15,21 @@
 //!   matched to sent ones by id (put-to-processed latency, records lost, duplicates), after a
 //!   short raw PutRecords phase into a scratch stream for comparison ([`pipeline`]).
 //!
-//! Every run is bounded by `duration_s` and, optionally, `records_max`; the pipeline mode also
-//! by its drain timeout. [`run`] returns an [`Outcome`]: a [`Report`] for the first four modes,
-//! a [`PipelineReport`] for `pipeline`.
+//! - `delivery`: PutRecordBatch into a Firehose delivery stream (by default one the run creates,
+//!   converting to Parquet) and the rate records reach objects, read from the endpoint's
+//!   delivery metrics, after the same raw PutRecords phase ([`delivery`]).
+//!
+//! Every run is bounded by `duration_s` and, optionally, `records_max`; the pipeline and
+//! delivery modes also by their drain timeout. [`run`] returns an [`Outcome`]: a [`Report`] for
+//! the first four modes, a [`PipelineReport`] for `pipeline`, a [`DeliveryReport`] for
+//! `delivery`.
 
+pub mod delivery;
 pub mod pipeline;
 mod stamp;
 mod tracker;
 
+pub use delivery::{DeliveryFormat, DeliveryOptions, DeliveryReport};
 pub use pipeline::{PipelineOptions, PipelineReport, PutPhase, ReadMethod};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -44,6 +51,7 @@ pub enum Mode {
     Read,
     Efo,
     Pipeline,
+    Delivery,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +70,8 @@ pub struct Options {
     pub seed: u64,
     /// What only the pipeline mode uses.
     pub pipeline: PipelineOptions,
+    /// What only the delivery mode uses.
+    pub delivery: DeliveryOptions,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -225,6 +235,7 @@ pub enum Outcome {
     /// `put`, `e2e`, `read`, `efo`.
     Stream(Report),
     Pipeline(Box<PipelineReport>),
+    Delivery(Box<DeliveryReport>),
 }
 
 pub async fn run(client: Client, o: Options) -> Result<Outcome, LoadError> {
@@ -259,6 +270,11 @@ pub async fn run(client: Client, o: Options) -> Result<Outcome, LoadError> {
             return pipeline::run(client, &o)
                 .await
                 .map(|r| Outcome::Pipeline(Box::new(r)))
+        }
+        Mode::Delivery => {
+            return delivery::run(client, &o)
+                .await
+                .map(|r| Outcome::Delivery(Box::new(r)))
         }
     };
     report.map(Outcome::Stream)
@@ -322,7 +338,7 @@ async fn put(client: Client, o: Options, shard_count: usize) -> Result<Report, L
                     match client.call_raw("PutRecords", body).await {
                         Ok(resp) => {
                             local.saturating_record(sent.elapsed().as_micros() as u64);
-                            let failed = count_failed(&resp);
+                            let failed = count_failed(&resp, "FailedRecordCount");
                             totals
                                 .records
                                 .fetch_add((o.batch - failed) as u64, Ordering::Relaxed);
@@ -353,9 +369,11 @@ async fn put(client: Client, o: Options, shard_count: usize) -> Result<Report, L
     Ok(report(&o, shape, start, &totals, &hist))
 }
 
-/// `FailedRecordCount` of a PutRecords answer, without parsing the whole body.
-pub(crate) fn count_failed(resp: &[u8]) -> usize {
-    let key = b"\"FailedRecordCount\":";
+/// The count a put answer gives under `key` (`FailedRecordCount`, or PutRecordBatch's
+/// `FailedPutCount`), found without parsing the answer; 0 when absent.
+pub(crate) fn count_failed(resp: &[u8], key: &str) -> usize {
+    let key = format!("\"{key}\":");
+    let key = key.as_bytes();
     resp.windows(key.len())
         .position(|w| w == key)
         .map(|at| {
@@ -698,11 +716,27 @@ mod tests {
 
     #[test]
     fn failed_count_is_read() {
-        assert_eq!(count_failed(br#"{"FailedRecordCount":0,"Records":[]}"#), 0);
         assert_eq!(
-            count_failed(br#"{"FailedRecordCount":17,"Records":[]}"#),
+            count_failed(
+                br#"{"FailedRecordCount":0,"Records":[]}"#,
+                "FailedRecordCount"
+            ),
+            0
+        );
+        assert_eq!(
+            count_failed(
+                br#"{"FailedRecordCount":17,"Records":[]}"#,
+                "FailedRecordCount"
+            ),
             17
         );
-        assert_eq!(count_failed(b"{}"), 0);
+        assert_eq!(count_failed(b"{}", "FailedRecordCount"), 0);
+        assert_eq!(
+            count_failed(
+                br#"{"FailedPutCount":3,"RequestResponses":[]}"#,
+                "FailedPutCount"
+            ),
+            3
+        );
     }
 }

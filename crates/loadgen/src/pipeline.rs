@@ -168,13 +168,13 @@ pub struct PipelineReport {
 /// Microseconds since the Unix epoch, from a monotonic clock: send and receive times in one
 /// process, immune to clock steps during the run.
 #[derive(Debug, Clone, Copy)]
-struct Clock {
+pub(crate) struct Clock {
     epoch: Instant,
     epoch_unix_us: u64,
 }
 
 impl Clock {
-    fn new() -> Clock {
+    pub(crate) fn new() -> Clock {
         Clock {
             epoch: Instant::now(),
             epoch_unix_us: SystemTime::now()
@@ -190,11 +190,11 @@ impl Clock {
 
 /// The tracker is only ever held for short, panic-free updates; a poisoned lock still holds
 /// consistent counts.
-fn lock(t: &Mutex<Tracker>) -> MutexGuard<'_, Tracker> {
+pub(crate) fn lock(t: &Mutex<Tracker>) -> MutexGuard<'_, Tracker> {
     t.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn pause(ms: u64) -> tokio::time::Sleep {
+pub(crate) fn pause(ms: u64) -> tokio::time::Sleep {
     tokio::time::sleep(Duration::from_millis(ms))
 }
 
@@ -307,7 +307,15 @@ async fn measure(
     let tracker = readers.tracker.clone();
     // Every reader holds its LATEST position before the first put.
     let (output_shards, supervisor) = readers.clone().start().await?;
-    let producer = Producer::new(client, &o.stream, run_id, o, clock, tracker.clone());
+    let producer = Producer::new(
+        client,
+        Sink::Stream,
+        &o.stream,
+        run_id,
+        o,
+        clock,
+        tracker.clone(),
+    );
     let put = Arc::new(producer)
         .run(
             o.concurrency,
@@ -328,7 +336,7 @@ async fn measure(
     Ok((output_shards, put?, drain_s, end_us))
 }
 
-fn per_s(count: u64, elapsed_s: f64) -> f64 {
+pub(crate) fn per_s(count: u64, elapsed_s: f64) -> f64 {
     if elapsed_s > 0.0 {
         count as f64 / elapsed_s
     } else {
@@ -338,7 +346,7 @@ fn per_s(count: u64, elapsed_s: f64) -> f64 {
 
 /// The raw phase: puts into a scratch stream (same shard count as the source) for
 /// `raw_put_s`, at full speed, then deletes it.
-async fn raw_phase(
+pub(crate) async fn raw_phase(
     client: &Client,
     o: &Options,
     run_id: u32,
@@ -347,7 +355,15 @@ async fn raw_phase(
     let scratch = format!("sluice-loadgen-raw-{run_id:08x}");
     prepare(client, &scratch, shards).await?;
     let tracker = Arc::new(Mutex::new(Tracker::new(run_id)?));
-    let producer = Producer::new(client.clone(), &scratch, run_id, o, Clock::new(), tracker);
+    let producer = Producer::new(
+        client.clone(),
+        Sink::Stream,
+        &scratch,
+        run_id,
+        o,
+        Clock::new(),
+        tracker,
+    );
     let phase = Arc::new(producer)
         .run(
             o.concurrency,
@@ -367,9 +383,36 @@ async fn raw_phase(
     Ok(phase)
 }
 
+/// What a [`Producer`] puts into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sink {
+    /// A Kinesis stream, with PutRecords.
+    Stream,
+    /// A Firehose delivery stream, with PutRecordBatch (the client calls Firehose).
+    Delivery,
+}
+
+impl Sink {
+    fn operation(self) -> &'static str {
+        match self {
+            Sink::Stream => "PutRecords",
+            Sink::Delivery => "PutRecordBatch",
+        }
+    }
+
+    /// The answer's count of refused records and its per-record results.
+    fn answer_keys(self) -> (&'static str, &'static str) {
+        match self {
+            Sink::Stream => ("FailedRecordCount", "Records"),
+            Sink::Delivery => ("FailedPutCount", "RequestResponses"),
+        }
+    }
+}
+
 /// Puts stamped records with `concurrency` tasks, each with one request in flight.
-struct Producer {
+pub(crate) struct Producer {
     client: Client,
+    sink: Sink,
     stream: String,
     /// The stream name as a JSON string, written into every body.
     stream_json: String,
@@ -386,8 +429,9 @@ struct Producer {
 }
 
 impl Producer {
-    fn new(
+    pub(crate) fn new(
         client: Client,
+        sink: Sink,
         stream: &str,
         run_id: u32,
         o: &Options,
@@ -396,6 +440,7 @@ impl Producer {
     ) -> Producer {
         Producer {
             client,
+            sink,
             stream: stream.to_string(),
             stream_json: Value::from(stream).to_string(),
             run_id,
@@ -411,7 +456,7 @@ impl Producer {
     }
 
     /// Puts until `duration` has passed or `records_max` ids are handed out.
-    async fn run(
+    pub(crate) async fn run(
         self: Arc<Self>,
         concurrency: usize,
         duration: Duration,
@@ -484,16 +529,26 @@ impl Producer {
             }
             let ts_us = self.clock.now_us();
             lock(&self.tracker).sending(first, count, ts_us);
-            let body = stamp::put_records_body(
-                &self.stream_json,
-                first,
-                count,
-                ts_us,
-                self.run_id,
-                self.record_bytes,
-            );
+            let body = match self.sink {
+                Sink::Stream => stamp::put_records_body(
+                    &self.stream_json,
+                    first,
+                    count,
+                    ts_us,
+                    self.run_id,
+                    self.record_bytes,
+                ),
+                Sink::Delivery => stamp::put_record_batch_body(
+                    &self.stream_json,
+                    first,
+                    count,
+                    ts_us,
+                    self.run_id,
+                    self.record_bytes,
+                ),
+            };
             let sent = Instant::now();
-            let answer = self.client.call_raw("PutRecords", body).await;
+            let answer = self.client.call_raw(self.sink.operation(), body).await;
             self.requests.fetch_add(1, Ordering::Relaxed);
             match answer {
                 Ok(resp) => {
@@ -510,15 +565,18 @@ impl Producer {
         (local, last)
     }
 
-    /// Marks the records of a PutRecords answer that the stream took.
+    /// Marks the records of a PutRecords (PutRecordBatch) answer that the stream took.
     fn acknowledge(&self, first: u64, count: u64, resp: &[u8]) {
-        if count_failed(resp) == 0 {
+        let (failed_key, results_key) = self.sink.answer_keys();
+        if count_failed(resp, failed_key) == 0 {
             let mut t = lock(&self.tracker);
             (first..first + count).for_each(|id| t.acked(id));
             return;
         }
         let v: Value = serde_json::from_slice(resp).unwrap_or_default();
-        let results = v["Records"].as_array().filter(|r| r.len() as u64 == count);
+        let results = v[results_key]
+            .as_array()
+            .filter(|r| r.len() as u64 == count);
         let Some(results) = results else {
             // An answer that does not say which records were taken: none are counted.
             self.errors.fetch_add(1, Ordering::Relaxed);

@@ -71,6 +71,40 @@ pub(crate) fn put_records_body(
     body.into_bytes()
 }
 
+/// A PutRecordBatch body of the records `first..first + count`, all sent at `ts_us`, each one
+/// JSON document followed by a newline (what producers into a delivery stream usually send).
+/// `delivery_json` is the delivery stream's name as a JSON string.
+pub(crate) fn put_record_batch_body(
+    delivery_json: &str,
+    first: u64,
+    count: u64,
+    ts_us: u64,
+    run: u32,
+    record_bytes: usize,
+) -> Vec<u8> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut body =
+        String::with_capacity(64 + count as usize * (record_bytes.max(100) * 4 / 3 + 16));
+    let mut record = String::with_capacity(record_bytes.max(100));
+    body.push_str(r#"{"DeliveryStreamName":"#);
+    body.push_str(delivery_json);
+    body.push_str(r#","Records":["#);
+    for id in first..first + count {
+        if id != first {
+            body.push(',');
+        }
+        record.clear();
+        // The newline is part of the record's size.
+        encode(id, ts_us, run, record_bytes.saturating_sub(1), &mut record);
+        record.push('\n');
+        body.push_str(r#"{"Data":""#);
+        b64.encode_string(record.as_bytes(), &mut body);
+        body.push_str(r#""}"#);
+    }
+    body.push_str("]}");
+    body.into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +146,31 @@ mod tests {
         assert_eq!(decode(br#"{"id":"42","ts_us":1000000}"#), None);
         assert_eq!(decode(br#"{"ts_us":1000000}"#), None);
         assert_eq!(decode(b"not json"), None);
+    }
+
+    #[test]
+    fn put_record_batch_bodies_hold_every_record() {
+        let body = put_record_batch_body(r#""fh""#, 5, 2, 777, 4, 100);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["DeliveryStreamName"], "fh");
+        let records = v["Records"].as_array().unwrap();
+        assert_eq!(records.len(), 2);
+        for (i, r) in records.iter().enumerate() {
+            assert_eq!(r.as_object().unwrap().len(), 1, "only Data: {r}");
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(r["Data"].as_str().unwrap())
+                .unwrap();
+            assert_eq!(data.len(), 100);
+            assert_eq!(data.last(), Some(&b'\n'));
+            assert_eq!(
+                decode(&data),
+                Some(Stamp {
+                    id: 5 + i as u64,
+                    ts_us: 777,
+                    run: Some(4)
+                })
+            );
+        }
     }
 
     #[test]
