@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, AwsCli, _start_server, _stop
-from test_firehose_redshift import PG_PASSWORD, Postgres, pg  # noqa: F401 (pg is a fixture)
+from test_firehose_redshift import PG_PASSWORD, pg, wait_for  # noqa: F401 (pg is a fixture)
 from test_lambda import sluice_logs
 
 if os.environ.get("SLUICE_ENDPOINT"):
@@ -44,17 +44,6 @@ def lab_server(tmp_path_factory):
         yield srv
     finally:
         _stop(srv.proc)
-
-
-def wait_for(what: str, check, timeout: float = 90.0, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def produce(endpoint: str, env: dict, count: int) -> None:
@@ -159,13 +148,13 @@ def test_the_seeds_lab_end_to_end(lab_server, pg, aws_env, tmp_path):  # noqa: F
     def printed():
         out = sluice_logs(lab_server.data_dir, "ProcessRealTimeData").stdout
         return all(f"Processed record: {e!r}" in out for e in sent)
-    wait_for("the trigger's prints of all 80 records", printed)
+    wait_for("the trigger's prints of all 80 records", printed, timeout=90)
 
     # The lake: every click once, enriched; views dropped by the transformation.
     def in_lake():
         rows = lake_lines(cli, tmp_path)
         return rows if len(rows) >= len(clicks) else None
-    rows = wait_for("60 clicks in the lake", in_lake)
+    rows = wait_for("60 clicks in the lake", in_lake, timeout=90)
     time.sleep(6)  # a later object would be a duplicate
     rows = lake_lines(cli, tmp_path)
     key = lambda e: (e["timestamp"], e["user_id"], e["page"])  # noqa: E731
@@ -176,7 +165,7 @@ def test_the_seeds_lab_end_to_end(lab_server, pg, aws_env, tmp_path):  # noqa: F
         assert r["event_time"].startswith(time.strftime("%Y-%m-%d", time.gmtime(r["timestamp"] / 1000)))
 
     # PostgreSQL: the same 60 rows, loaded once.
-    wait_for("60 rows in PostgreSQL", lambda: pg.count("clicks") >= len(clicks))
+    wait_for("60 rows in PostgreSQL", lambda: pg.count("clicks") >= len(clicks), timeout=90)
     time.sleep(6)
     got = pg.psql("SELECT \"timestamp\", user_id, page, section, "
                   "to_char(event_time, 'YYYY-MM-DD HH24:MI:SS.MS') FROM clicks")

@@ -50,25 +50,13 @@ pub(crate) fn put_records_body(
     run: u32,
     record_bytes: usize,
 ) -> Vec<u8> {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut body =
-        String::with_capacity(64 + count as usize * (record_bytes.max(100) * 4 / 3 + 48));
-    let mut record = String::with_capacity(record_bytes.max(100));
-    body.push_str(r#"{"StreamName":"#);
-    body.push_str(stream_json);
-    body.push_str(r#","Records":["#);
-    for id in first..first + count {
-        if id != first {
-            body.push(',');
-        }
-        record.clear();
-        encode(id, ts_us, run, record_bytes, &mut record);
-        body.push_str(r#"{"Data":""#);
-        b64.encode_string(record.as_bytes(), &mut body);
-        let _ = write!(body, r#"","PartitionKey":"{id}"}}"#);
-    }
-    body.push_str("]}");
-    body.into_bytes()
+    let o = Body {
+        name_member: "StreamName",
+        name_json: stream_json,
+        keyed: true,
+        newline: false,
+    };
+    o.write(first, count, ts_us, run, record_bytes)
 }
 
 /// A PutRecordBatch body of the records `first..first + count`, all sent at `ts_us`, each one
@@ -82,27 +70,57 @@ pub(crate) fn put_record_batch_body(
     run: u32,
     record_bytes: usize,
 ) -> Vec<u8> {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut body =
-        String::with_capacity(64 + count as usize * (record_bytes.max(100) * 4 / 3 + 16));
-    let mut record = String::with_capacity(record_bytes.max(100));
-    body.push_str(r#"{"DeliveryStreamName":"#);
-    body.push_str(delivery_json);
-    body.push_str(r#","Records":["#);
-    for id in first..first + count {
-        if id != first {
-            body.push(',');
+    let o = Body {
+        name_member: "DeliveryStreamName",
+        name_json: delivery_json,
+        keyed: false,
+        newline: true,
+    };
+    o.write(first, count, ts_us, run, record_bytes)
+}
+
+/// The shape of a batch body: the name's member, whether records carry a PartitionKey (their
+/// id), whether each record ends with a newline (counted in its size).
+struct Body<'a> {
+    name_member: &'a str,
+    name_json: &'a str,
+    keyed: bool,
+    newline: bool,
+}
+
+impl Body<'_> {
+    fn write(&self, first: u64, count: u64, ts_us: u64, run: u32, record_bytes: usize) -> Vec<u8> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut body =
+            String::with_capacity(64 + count as usize * (record_bytes.max(100) * 4 / 3 + 48));
+        let mut record = String::with_capacity(record_bytes.max(100));
+        let _ = write!(
+            body,
+            r#"{{"{}":{},"Records":["#,
+            self.name_member, self.name_json
+        );
+        for id in first..first + count {
+            if id != first {
+                body.push(',');
+            }
+            record.clear();
+            if self.newline {
+                encode(id, ts_us, run, record_bytes.saturating_sub(1), &mut record);
+                record.push('\n');
+            } else {
+                encode(id, ts_us, run, record_bytes, &mut record);
+            }
+            body.push_str(r#"{"Data":""#);
+            b64.encode_string(record.as_bytes(), &mut body);
+            if self.keyed {
+                let _ = write!(body, r#"","PartitionKey":"{id}"}}"#);
+            } else {
+                body.push_str(r#""}"#);
+            }
         }
-        record.clear();
-        // The newline is part of the record's size.
-        encode(id, ts_us, run, record_bytes.saturating_sub(1), &mut record);
-        record.push('\n');
-        body.push_str(r#"{"Data":""#);
-        b64.encode_string(record.as_bytes(), &mut body);
-        body.push_str(r#""}"#);
+        body.push_str("]}");
+        body.into_bytes()
     }
-    body.push_str("]}");
-    body.into_bytes()
 }
 
 #[cfg(test)]
