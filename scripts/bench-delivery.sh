@@ -29,36 +29,9 @@ port=${SLUICE_BENCH_PORT:-47712}
 endpoint="http://127.0.0.1:$port"
 python=${PYTHON:-$root/.venv/bin/python}
 bench_args=${BENCH_ARGS:---shards 4 --record-bytes 100 --batch 500 --concurrency 16 --duration 10 --raw-put-duration 5 --drain-timeout 120}
-if [[ -n ${SLUICE_BIN:-} ]]; then
-  bin=$SLUICE_BIN
-else
-  cargo build --release -p sluice >&2
-  bin=$root/target/release/sluice
-fi
-
-work=$(mktemp -d)
-pid=
-stop_server() {
-  if [[ -n $pid ]]; then
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    pid=
-  fi
-}
-trap 'stop_server; rm -rf "$work"' EXIT
-
-"$bin" serve --data-dir "$work/data" --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do
-  grep -q "listening" "$work/server.log" 2>/dev/null && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
-if ! grep -q "listening" "$work/server.log"; then
-  echo "the server did not start; its log:" >&2
-  cat "$work/server.log" >&2
-  exit 1
-fi
+# shellcheck source=scripts/bench-server.sh
+source "$root/scripts/bench-server.sh"
+start_server "$work"
 
 # shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
 "$bin" bench --endpoint "$endpoint" --mode delivery $bench_args --output "$work/report.json" >/dev/null
