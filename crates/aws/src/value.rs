@@ -483,6 +483,29 @@ impl fmt::Debug for InlineStr {
     }
 }
 
+/// A structure read only from a JSON object. serde's derived structs also read a JSON array
+/// (fields in order), which the generic path refuses with a SerializationException; the fast
+/// path must refuse it too (by leaving the request to the generic path). Used by the services'
+/// fast decoders (Kinesis PutRecords, Firehose PutRecordBatch).
+pub struct Object<T>(pub T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MapOnly<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for MapOnly<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(MapOnly(std::marker::PhantomData))
+            .map(Object)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 //! encryption), `records` (PutRecord, PutRecordBatch), `tags`; this one has the service, its
 //! state and the dispatch.
 
-mod records;
+pub mod records;
 mod streams;
 mod tags;
 
@@ -501,6 +501,22 @@ impl sluice_aws::JsonService for Firehose {
         call: sluice_aws::Call<'a>,
     ) -> sluice_aws::BoxFuture<'a, Result<Reply, ApiError>> {
         Box::pin(Firehose::call(self, call.op, call.input))
+    }
+
+    /// A well-formed JSON PutRecordBatch skips the generic request tree.
+    fn fast<'a>(
+        &'a self,
+        op: &str,
+        format: Format,
+        body: &bytes::Bytes,
+    ) -> Option<sluice_aws::BoxFuture<'a, Result<Reply, ApiError>>> {
+        if op != "PutRecordBatch" || format != Format::Json {
+            return None;
+        }
+        let request = records::PutRecordBatchRequest::decode_json(body)?;
+        Some(Box::pin(async move {
+            self.put_record_batch(request, Format::Json).await
+        }))
     }
 }
 

@@ -45,7 +45,7 @@ impl PutRecordRequest {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct PutRecordBatchRequest {
     name: String,
     records: Vec<Bytes>,
@@ -97,6 +97,57 @@ impl PutRecordBatchRequest {
         }
         Ok(PutRecordBatchRequest {
             name: present(name)?.to_string(),
+            records,
+        })
+    }
+
+    /// The fast decoder: a JSON body read straight into records, skipping the request tree.
+    /// It answers only for a body that is plainly valid (`None` otherwise, and [`Self::parse`]
+    /// decides, with its exact messages), and then exactly what [`Self::parse`] would.
+    pub fn decode_json(body: &[u8]) -> Option<PutRecordBatchRequest> {
+        use sluice_aws::value::Object;
+        #[derive(serde::Deserialize)]
+        struct Entry<'a> {
+            #[serde(rename = "Data", borrow)]
+            data: &'a str,
+        }
+        #[derive(serde::Deserialize)]
+        struct Request<'a> {
+            #[serde(rename = "DeliveryStreamName", borrow)]
+            name: &'a str,
+            #[serde(rename = "Records", borrow)]
+            records: Vec<Object<Entry<'a>>>,
+        }
+        let Object(req) = serde_json::from_slice::<Object<Request<'_>>>(body).ok()?;
+        let name_ok = sluice_aws::validate::is_resource_name(req.name)
+            && req.name.chars().count() <= limits::DELIVERY_STREAM_NAME_CHARS_MAX;
+        let count = req.records.len();
+        if !name_ok || count == 0 || count > limits::PUT_RECORD_BATCH_RECORDS_MAX {
+            return None;
+        }
+        // Every record's bytes are slices of one buffer.
+        let arena_bytes: usize = req
+            .records
+            .iter()
+            .map(|Object(e)| e.data.len() / 4 * 3)
+            .sum();
+        let mut arena = bytes::BytesMut::with_capacity(arena_bytes);
+        let mut records = Vec::with_capacity(count);
+        let mut total = 0;
+        for Object(e) in &req.records {
+            if !sluice_aws::value::decode_base64_into(e.data, &mut arena)
+                || arena.len() > limits::RECORD_DATA_BYTES_MAX
+            {
+                return None;
+            }
+            total += arena.len();
+            records.push(arena.split().freeze());
+        }
+        if total > limits::PUT_RECORD_BATCH_BYTES_MAX {
+            return None;
+        }
+        Some(PutRecordBatchRequest {
+            name: req.name.to_string(),
             records,
         })
     }

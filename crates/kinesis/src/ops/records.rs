@@ -620,28 +620,6 @@ impl GetRecordsRequest {
     }
 }
 
-/// A structure read only from a JSON object. serde's derived structs also read a JSON array
-/// (fields in order), which the generic path refuses with a SerializationException; the fast
-/// path must refuse it too (by leaving the request to the generic path).
-struct Object<T>(T);
-
-impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct MapOnly<T>(std::marker::PhantomData<T>);
-        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for MapOnly<T> {
-            type Value = T;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-            }
-        }
-        d.deserialize_map(MapOnly(std::marker::PhantomData))
-            .map(Object)
-    }
-}
-
 /// One record of PutRecord / PutRecords after its member checks.
 enum Member {
     Valid(Record),
@@ -787,7 +765,7 @@ impl PutRecordsRequest {
         #[derive(serde::Deserialize)]
         struct Request<'a> {
             #[serde(rename = "Records", borrow)]
-            records: Vec<Object<Entry<'a>>>,
+            records: Vec<sluice_aws::value::Object<Entry<'a>>>,
             #[serde(rename = "StreamName", borrow, default)]
             stream_name: Option<&'a str>,
             /// Any StreamARN (even null) is left to the generic path, which checks it against
@@ -795,7 +773,8 @@ impl PutRecordsRequest {
             #[serde(rename = "StreamARN", default)]
             stream_arn: Option<serde::de::IgnoredAny>,
         }
-        let Object(req) = serde_json::from_slice::<Object<Request<'_>>>(body).ok()?;
+        let sluice_aws::value::Object(req) =
+            serde_json::from_slice::<sluice_aws::value::Object<Request<'_>>>(body).ok()?;
         if req.stream_arn.is_some() {
             return None;
         }
@@ -809,11 +788,11 @@ impl PutRecordsRequest {
         let arena_bytes: usize = req
             .records
             .iter()
-            .map(|Object(e)| e.partition_key.len() + e.data.len() / 4 * 3)
+            .map(|sluice_aws::value::Object(e)| e.partition_key.len() + e.data.len() / 4 * 3)
             .sum();
         let mut arena = bytes::BytesMut::with_capacity(arena_bytes);
         let mut records = Vec::with_capacity(req.records.len());
-        for Object(e) in &req.records {
+        for sluice_aws::value::Object(e) in &req.records {
             let key_ok = !e.partition_key.is_empty()
                 && e.partition_key.chars().count() <= PARTITION_KEY_CHARS_MAX;
             if !key_ok || !e.explicit_hash_key.is_none_or(validate::is_hash_key) {
