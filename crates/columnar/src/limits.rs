@@ -65,3 +65,6 @@ pub const TIMESTAMP_FORMATS_MAX: usize = 64;
 /// milliseconds, below it epoch seconds. 10^11 seconds is the year 5138; 10^11 milliseconds
 /// is March 1973.
 pub const EPOCH_MILLIS_FROM: i64 = 100_000_000_000;
+
+/// The most threads one conversion reads records with (`Converter::write`), CPUs allowing.
+pub const CONVERT_THREADS_MAX: usize = 4;

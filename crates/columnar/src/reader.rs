@@ -24,8 +24,9 @@
 //!   top-level keys are to columns.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
+use serde::de::{Deserialize, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::column::Cell;
@@ -50,7 +51,7 @@ struct StructPlan {
     types: Vec<TypePlan>,
     /// Normalized key → the fields read from it (more than one when a mapping reads a key
     /// that is also another field's name).
-    index: HashMap<String, Vec<usize>>,
+    index: KeyIndex,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +60,139 @@ enum TypePlan {
     Array(Box<TypePlan>),
     Map(ColumnType, Box<TypePlan>),
     Struct(StructPlan),
+}
+
+/// A record's documents as [`RecordReader::parse`] leaves them.
+pub(crate) struct ParsedRecord<'p>(Vec<ParsedDoc<'p>>);
+
+enum ParsedDoc<'p> {
+    /// The values of the keys that feed columns, with the fields each feeds, in key order.
+    Object(Vec<(&'p [usize], Value)>),
+    /// A document that is not an object (an error when its rows are asked for).
+    NotObject(Value),
+}
+
+/// One document of a record, read by [`RecordReader::parse`]: an object's fed values, or
+/// `None` for any other JSON value (skipped whole).
+struct DocSeed<'r> {
+    reader: &'r RecordReader,
+}
+
+type FedValues<'r> = Vec<(&'r [usize], Value)>;
+
+impl<'de, 'r> DeserializeSeed<'de> for DocSeed<'r> {
+    type Value = Option<FedValues<'r>>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, 'r> Visitor<'de> for DocSeed<'r> {
+    type Value = Option<FedValues<'r>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON document")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (reader, plan) = (self.reader, &self.reader.root);
+        let mut fed: Vec<(Cow<'de, str>, &'r [usize], Value)> = Vec::new();
+        while let Some(Key(key)) = map.next_key()? {
+            let normalized = reader.deserializer.normalize_key(&key);
+            match plan.index.get(normalized.as_ref()) {
+                Some(fields) => {
+                    let value: Value = map.next_value()?;
+                    fed.push((key, fields.as_slice(), value));
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        // Key order, stable: of equal keys the last one written comes last, and is kept.
+        fed.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut values = Vec::with_capacity(fed.len());
+        let mut fed = fed.into_iter().peekable();
+        while let Some((key, fields, value)) = fed.next() {
+            if fed.peek().is_some_and(|next| next.0 == key) {
+                continue;
+            }
+            values.push((fields, value));
+        }
+        Ok(Some(values))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// A member's key, borrowed when the record holds it as is.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+fn not_an_object(value: &Value) -> RecordFailure {
+    (
+        RecordErrorKind::ParseError,
+        format!(
+            "a record must be a JSON object, got {}",
+            excerpt(Input::Json(value))
+        ),
+    )
+}
+
+fn malformed(e: ValueError) -> RecordFailure {
+    (
+        RecordErrorKind::MalformedData,
+        format!("column `{}`: {}", e.path, e.reason),
+    )
 }
 
 /// A value that does not fit: where (`user.tags[2]`) and why.
@@ -183,7 +317,83 @@ impl RecordReader {
         }
     }
 
-    /// Parses one record into its rows (one per JSON object in it).
+    /// Reads a record as far as the columns need, in one pass: for each JSON object in it,
+    /// only the values of keys that feed a column are built (the others are skipped), kept in
+    /// key order with the last of equal keys (what iterating a `serde_json::Map` gives), so
+    /// that outcomes are those of [`Self::read`] over the record's documents. A record holding
+    /// a document that is not an object is read the reference way, which words the error.
+    /// (Unlike the reference, a number too large for a double in a key no column reads does not
+    /// make the record a ParseError.)
+    pub(crate) fn parse<'p>(&'p self, record: &[u8]) -> Result<ParsedRecord<'p>, RecordFailure> {
+        let not_json =
+            |e: serde_json::Error| (RecordErrorKind::ParseError, format!("not valid JSON: {e}"));
+        let mut de = serde_json::Deserializer::from_slice(record);
+        let mut docs = Vec::new();
+        while de.end().is_err() {
+            match (DocSeed { reader: self }).deserialize(&mut de) {
+                Ok(Some(values)) => docs.push(ParsedDoc::Object(values)),
+                Ok(None) => return self.parse_values(crate::writer::parse_record(record)?),
+                Err(e) => return Err(not_json(e)),
+            }
+        }
+        if docs.is_empty() {
+            return Err((
+                RecordErrorKind::ParseError,
+                "the record holds no JSON".to_string(),
+            ));
+        }
+        Ok(ParsedRecord(docs))
+    }
+
+    /// [`Self::parse`] from documents already parsed.
+    fn parse_values<'p>(&'p self, values: Vec<Value>) -> Result<ParsedRecord<'p>, RecordFailure> {
+        let docs = values
+            .into_iter()
+            .map(|value| match value {
+                Value::Object(object) => ParsedDoc::Object(
+                    object
+                        .into_iter()
+                        .filter_map(|(key, value)| {
+                            let normalized = self.deserializer.normalize_key(&key);
+                            let fields = self.root.index.get(normalized.as_ref())?;
+                            Some((fields.as_slice(), value))
+                        })
+                        .collect(),
+                ),
+                other => ParsedDoc::NotObject(other),
+            })
+            .collect();
+        Ok(ParsedRecord(docs))
+    }
+
+    /// The rows of a parsed record (one per JSON object in it).
+    pub(crate) fn rows<'v>(
+        &self,
+        parsed: &'v ParsedRecord<'_>,
+    ) -> Result<Vec<Vec<Cell<'v>>>, RecordFailure> {
+        let plan = &self.root;
+        let mut rows = Vec::with_capacity(parsed.0.len());
+        for doc in &parsed.0 {
+            let values = match doc {
+                ParsedDoc::Object(values) => values,
+                ParsedDoc::NotObject(value) => return Err(not_an_object(value)),
+            };
+            let mut cells = vec![Cell::Null; plan.types.len()];
+            for (fields, value) in values {
+                for &field in *fields {
+                    cells[field] = self
+                        .read_value(&plan.types[field], value)
+                        .map_err(|e| malformed(e.within(&plan.names[field])))?;
+                }
+            }
+            rows.push(cells);
+        }
+        Ok(rows)
+    }
+
+    /// Reads parsed JSON documents into their rows: the reference for [`Self::parse`] and
+    /// [`Self::rows`], which must give the same outcome for every record.
+    #[cfg(test)]
     pub(crate) fn read<'v>(
         &self,
         values: &'v [Value],
@@ -191,21 +401,9 @@ impl RecordReader {
         let mut rows = Vec::with_capacity(values.len());
         for value in values {
             let Value::Object(object) = value else {
-                return Err((
-                    RecordErrorKind::ParseError,
-                    format!(
-                        "a record must be a JSON object, got {}",
-                        excerpt(Input::Json(value))
-                    ),
-                ));
+                return Err(not_an_object(value));
             };
-            let row = self.read_struct(&self.root, object).map_err(|e| {
-                (
-                    RecordErrorKind::MalformedData,
-                    format!("column `{}`: {}", e.path, e.reason),
-                )
-            })?;
-            rows.push(row);
+            rows.push(self.read_struct(&self.root, object).map_err(malformed)?);
         }
         Ok(rows)
     }
@@ -466,8 +664,20 @@ fn integer<'v>(
     Ok(Cell::Int(value))
 }
 
+/// Normalized key → fields, sorted by key: a binary search of a few short keys is cheaper
+/// than hashing every key of every record.
+#[derive(Debug, Clone)]
+struct KeyIndex(Vec<(String, Vec<usize>)>);
+
+impl KeyIndex {
+    fn get(&self, key: &str) -> Option<&Vec<usize>> {
+        let i = self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok()?;
+        self.0.get(i).map(|(_, fields)| fields)
+    }
+}
+
 fn plan_struct(fields: &[(&str, &ColumnType)], deserializer: &Deserializer) -> StructPlan {
-    let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut index: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, (name, _)) in fields.iter().enumerate() {
         let key = deserializer.key_for_column(name);
         let normalized = if key == *name {
@@ -483,7 +693,7 @@ fn plan_struct(fields: &[(&str, &ColumnType)], deserializer: &Deserializer) -> S
             .iter()
             .map(|(_, t)| plan_type(t, deserializer))
             .collect(),
-        index,
+        index: KeyIndex(index.into_iter().collect()),
     }
 }
 
@@ -802,5 +1012,157 @@ mod tests {
             message.contains("dd/MM/yyyy HH:mm:ss, yyyy-mm-dd hh:mm:ss[.f]"),
             "{message}"
         );
+    }
+}
+
+/// The records' reading as the writer does it (`parse_record`, `parse`, `rows`) against the
+/// reference (every document parsed into a `serde_json::Value`, then `read`): the same rows or
+/// the same error for every generated record.
+#[cfg(test)]
+mod parity {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::RecordReader;
+    use crate::deserializer::{Deserializer, HiveJsonSerDe, OpenXJsonSerDe};
+    use crate::error::RecordErrorKind;
+    use crate::schema::Schema;
+
+    const KEYS: &[&str] = &[
+        "id",
+        "ID",
+        "Id",
+        "name",
+        "Name",
+        "NAME",
+        "n\\u0061me",
+        "user.id",
+        "user_id",
+        "ts",
+        "tags",
+        "m",
+        "s",
+        "other",
+        "Other",
+        "x.y",
+        "",
+    ];
+    const VALUES: &[&str] = &[
+        "1",
+        "-5",
+        "3.5",
+        "0",
+        "12345678901234567890",
+        "1e3",
+        "\"text\"",
+        "\"12\"",
+        "\"true\"",
+        "true",
+        "false",
+        "null",
+        "[1,2]",
+        "[1,\"x\"]",
+        "[]",
+        "{\"a\":1}",
+        "{\"A\":\"2\",\"a\":3}",
+        "{\"Name\":\"x\"}",
+        "\"2024-01-02 03:04:05\"",
+        "\"2024-01-02T03:04:05.123Z\"",
+        "1704164645123",
+        "\"\\u00e9t\\u00e9\"",
+        "{}",
+        "{\"k\":{\"a\":1}}",
+    ];
+
+    fn reader(deserializer: Deserializer) -> RecordReader {
+        let schema = Schema::parse([
+            ("id", "int"),
+            ("name", "string"),
+            ("user_id", "bigint"),
+            ("ts", "timestamp"),
+            ("tags", "array<int>"),
+            ("m", "map<string,int>"),
+            ("s", "struct<a:int,name:string>"),
+            ("x_y", "double"),
+        ])
+        .unwrap();
+        RecordReader::new(&schema, &deserializer)
+    }
+
+    fn object() -> impl Strategy<Value = String> {
+        prop::collection::vec((0..KEYS.len(), 0..VALUES.len()), 0..7).prop_map(|members| {
+            let body: Vec<String> = members
+                .into_iter()
+                .map(|(k, v)| format!("\"{}\":{}", KEYS[k], VALUES[v]))
+                .collect();
+            format!("{{{}}}", body.join(","))
+        })
+    }
+
+    fn document() -> impl Strategy<Value = String> {
+        prop_oneof![
+            8 => object(),
+            1 => (0..VALUES.len()).prop_map(|v| VALUES[v].to_string()),
+        ]
+    }
+
+    fn record() -> impl Strategy<Value = String> {
+        (
+            prop::collection::vec(document(), 0..4),
+            prop::sample::select(vec!["", " ", "\n", "\r\n"]),
+            prop::sample::select(vec!["", "", "", " x", "}", "{\"a\":", ","]),
+        )
+            .prop_map(|(docs, sep, tail)| format!("{}{tail}", docs.join(sep)))
+    }
+
+    /// The reference: `serde_json::Value` documents read by `read`.
+    fn reference(r: &RecordReader, record: &[u8]) -> String {
+        let mut values = Vec::new();
+        for v in serde_json::Deserializer::from_slice(record).into_iter::<Value>() {
+            match v {
+                Ok(v) => values.push(v),
+                Err(e) => return format!("{:?}: not valid JSON: {e}", RecordErrorKind::ParseError),
+            }
+        }
+        if values.is_empty() {
+            return format!(
+                "{:?}: the record holds no JSON",
+                RecordErrorKind::ParseError
+            );
+        }
+        match r.read(&values) {
+            Ok(rows) => format!("{rows:?}"),
+            Err((kind, message)) => format!("{kind:?}: {message}"),
+        }
+    }
+
+    fn writer_path(r: &RecordReader, record: &[u8]) -> String {
+        let parsed = match crate::writer::check_size(record).and_then(|()| r.parse(record)) {
+            Ok(p) => p,
+            Err((kind, message)) => return format!("{kind:?}: {message}"),
+        };
+        match r.rows(&parsed) {
+            Ok(rows) => format!("{rows:?}"),
+            Err((kind, message)) => format!("{kind:?}: {message}"),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #[test]
+        fn the_writer_reads_records_as_the_reference_does(record in record(), hive in any::<bool>(), dots in any::<bool>(), insensitive in any::<bool>()) {
+            let r = reader(if hive {
+                Deserializer::Hive(HiveJsonSerDe::new(&["millis".to_string()]).unwrap())
+            } else {
+                Deserializer::OpenX(OpenXJsonSerDe {
+                    case_insensitive: insensitive,
+                    convert_dots_in_json_keys_to_underscores: dots,
+                    ..OpenXJsonSerDe::default()
+                })
+            });
+            prop_assert_eq!(writer_path(&r, record.as_bytes()), reference(&r, record.as_bytes()), "record: {}", record);
+        }
     }
 }

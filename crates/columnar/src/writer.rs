@@ -248,13 +248,6 @@ pub struct Converter {
     batch_bytes_max: usize,
 }
 
-/// One batch of rows being gathered in Arrow builders, before it goes to the Parquet writer.
-struct Batch {
-    columns: Vec<ColumnBuilder>,
-    rows: usize,
-    input_bytes: usize,
-}
-
 impl Converter {
     pub fn new(
         schema: Schema,
@@ -282,73 +275,149 @@ impl Converter {
 
     /// Converts `records` into one Parquet file written to `out`. The Parquet writer is
     /// created at the first converted record, so when none converts nothing is written and
-    /// `rows` is 0: deliver no object then. Memory is bounded by one batch of builders
-    /// (`limits::BATCH_ROWS_MAX` rows / `BATCH_INPUT_BYTES_MAX` input bytes) plus the row
-    /// group in progress (`block_size_bytes`), whatever `out` is.
+    /// `rows` is 0: deliver no object then. Records are read in slices of at most
+    /// `limits::BATCH_ROWS_MAX` records / `BATCH_INPUT_BYTES_MAX` input bytes, each one Arrow
+    /// batch; with more than one slice and more than one CPU, up to `limits::CONVERT_THREADS_MAX`
+    /// threads read slices while this one writes them in order. Memory is bounded by two
+    /// batches per thread plus the row group in progress (`block_size_bytes`), whatever `out`
+    /// is; the file is the same however many threads read.
     pub fn write<'a, W: Write + Send>(
         &self,
         out: W,
         records: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<Written<W>, ConvertError> {
-        let mut batch = Batch {
-            columns: self
-                .schema
-                .columns()
-                .iter()
-                .map(|c| ColumnBuilder::new(&c.column_type))
-                .collect::<Result<_, _>>()?,
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.write_with(out, records, threads.min(limits::CONVERT_THREADS_MAX))
+    }
+
+    /// [`Self::write`] with at most `threads` threads reading slices.
+    pub(crate) fn write_with<'a, W: Write + Send>(
+        &self,
+        out: W,
+        records: impl IntoIterator<Item = &'a [u8]>,
+        threads: usize,
+    ) -> Result<Written<W>, ConvertError> {
+        let records: Vec<&[u8]> = records.into_iter().collect();
+        let slices = self.slices(&records);
+        let mut sink = Sink {
+            out: Some(out),
+            writer: None,
             rows: 0,
-            input_bytes: 0,
+            errors: Vec::new(),
         };
-        let mut out = Some(out);
-        let mut writer: Option<ArrowWriter<W>> = None;
-        let mut rows_total: u64 = 0;
-        let mut errors = Vec::new();
-        for (index, record) in records.into_iter().enumerate() {
-            let values = match parse_record(record) {
-                Ok(values) => values,
-                Err((kind, message)) => {
-                    errors.push(RecordError {
-                        index,
-                        kind,
-                        message,
-                    });
-                    continue;
-                }
-            };
-            let rows = match self.reader.read(&values) {
-                Ok(rows) => rows,
-                Err((kind, message)) => {
-                    errors.push(RecordError {
-                        index,
-                        kind,
-                        message,
-                    });
-                    continue;
-                }
-            };
-            for row in &rows {
-                for (column, cell) in batch.columns.iter_mut().zip(row) {
-                    column.append(cell)?;
-                }
+        let threads = threads.clamp(1, slices.len().max(1));
+        if threads == 1 {
+            for (first, slice) in &slices {
+                sink.take(self.read_slice(&records[slice.clone()], *first)?, self)?;
             }
-            batch.rows += rows.len();
-            batch.input_bytes += record.len();
-            rows_total += rows.len() as u64;
-            if batch.rows >= limits::BATCH_ROWS_MAX || batch.input_bytes >= self.batch_bytes_max {
-                self.flush(&mut batch, &mut writer, &mut out)?;
-            }
+        } else {
+            std::thread::scope(|scope| -> Result<(), ConvertError> {
+                let mut results = Vec::with_capacity(threads);
+                for t in 0..threads {
+                    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                    results.push(rx);
+                    let (records, slices) = (&records, &slices);
+                    scope.spawn(move || {
+                        for (first, slice) in slices.iter().skip(t).step_by(threads) {
+                            let read = self.read_slice(&records[slice.clone()], *first);
+                            let failed = read.is_err();
+                            // A closed channel: the writer stopped (an error); so do we.
+                            if tx.send(read).is_err() || failed {
+                                break;
+                            }
+                        }
+                    });
+                }
+                for i in 0..slices.len() {
+                    let read = results[i % threads]
+                        .recv()
+                        .map_err(|_| ConvertError::Internal("a conversion thread stopped"))?;
+                    sink.take(read?, self)?;
+                }
+                Ok(())
+            })?;
         }
-        self.flush(&mut batch, &mut writer, &mut out)?;
+        let Sink {
+            out,
+            writer,
+            rows,
+            errors,
+        } = sink;
         let out = match (writer, out) {
             (Some(writer), _) => writer.into_inner()?,
             (None, Some(out)) => out,
             // `out` moves into the writer exactly when the writer is made.
             (None, None) => return Err(ConvertError::Internal("the output was lost")),
         };
-        Ok(Written {
-            out,
-            rows: rows_total,
+        Ok(Written { out, rows, errors })
+    }
+
+    /// The records split into slices (index of the first, range): each ends at
+    /// `limits::BATCH_ROWS_MAX` records or once it holds `batch_bytes_max` input bytes.
+    fn slices(&self, records: &[&[u8]]) -> Vec<(usize, std::ops::Range<usize>)> {
+        let mut slices = Vec::new();
+        let (mut start, mut bytes) = (0, 0);
+        for (i, record) in records.iter().enumerate() {
+            bytes += record.len();
+            if i + 1 - start >= limits::BATCH_ROWS_MAX || bytes >= self.batch_bytes_max {
+                slices.push((start, start..i + 1));
+                (start, bytes) = (i + 1, 0);
+            }
+        }
+        if start < records.len() {
+            slices.push((start, start..records.len()));
+        }
+        slices
+    }
+
+    /// Reads one slice of records (the first is record `first`) into an Arrow batch.
+    fn read_slice(&self, records: &[&[u8]], first: usize) -> Result<SliceRead, ConvertError> {
+        let mut columns = self
+            .schema
+            .columns()
+            .iter()
+            .map(|c| ColumnBuilder::new(&c.column_type))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (mut rows_total, mut errors) = (0usize, Vec::new());
+        for (i, record) in records.iter().enumerate() {
+            let fail = |(kind, message)| RecordError {
+                index: first + i,
+                kind,
+                message,
+            };
+            let parsed = match check_size(record).and_then(|()| self.reader.parse(record)) {
+                Ok(parsed) => parsed,
+                Err(e) => {
+                    errors.push(fail(e));
+                    continue;
+                }
+            };
+            let rows = match self.reader.rows(&parsed) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    errors.push(fail(e));
+                    continue;
+                }
+            };
+            for row in &rows {
+                for (column, cell) in columns.iter_mut().zip(row) {
+                    column.append(cell)?;
+                }
+            }
+            rows_total += rows.len();
+        }
+        let batch = if rows_total == 0 {
+            None
+        } else {
+            let arrays = columns
+                .iter_mut()
+                .map(ColumnBuilder::finish)
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(RecordBatch::try_new(self.arrow_schema.clone(), arrays)?)
+        };
+        Ok(SliceRead {
+            batch,
+            rows: rows_total as u64,
             errors,
         })
     }
@@ -362,45 +431,51 @@ impl Converter {
         let written = self.write(Vec::new(), records)?;
         Ok((Bytes::from(written.out), written.errors))
     }
+}
 
-    /// Hands the batch's rows to the Parquet writer (made now if this is the first batch).
-    fn flush<W: Write + Send>(
-        &self,
-        batch: &mut Batch,
-        writer: &mut Option<ArrowWriter<W>>,
-        out: &mut Option<W>,
-    ) -> Result<(), ConvertError> {
-        if batch.rows == 0 {
+/// One slice of records read: its batch (none when no record of it converted), its rows and
+/// the records that did not convert.
+struct SliceRead {
+    batch: Option<RecordBatch>,
+    rows: u64,
+    errors: Vec<RecordError>,
+}
+
+/// Where slices go, in order: the Parquet writer (made at the first batch), the counts.
+struct Sink<W: Write + Send> {
+    out: Option<W>,
+    writer: Option<ArrowWriter<W>>,
+    rows: u64,
+    errors: Vec<RecordError>,
+}
+
+impl<W: Write + Send> Sink<W> {
+    fn take(&mut self, read: SliceRead, c: &Converter) -> Result<(), ConvertError> {
+        self.rows += read.rows;
+        self.errors.extend(read.errors);
+        let Some(batch) = read.batch else {
             return Ok(());
-        }
-        let arrays = batch
-            .columns
-            .iter_mut()
-            .map(ColumnBuilder::finish)
-            .collect::<Result<Vec<_>, _>>()?;
-        batch.rows = 0;
-        batch.input_bytes = 0;
-        let record_batch = RecordBatch::try_new(self.arrow_schema.clone(), arrays)?;
-        let parquet = match writer {
+        };
+        let parquet = match &mut self.writer {
             Some(parquet) => parquet,
             None => {
-                let Some(out) = out.take() else {
+                let Some(out) = self.out.take() else {
                     return Err(ConvertError::Internal("the output was lost"));
                 };
-                writer.insert(ArrowWriter::try_new(
+                self.writer.insert(ArrowWriter::try_new(
                     out,
-                    self.arrow_schema.clone(),
-                    Some(self.properties.clone()),
+                    c.arrow_schema.clone(),
+                    Some(c.properties.clone()),
                 )?)
             }
         };
-        parquet.write(&record_batch)?;
+        parquet.write(&batch)?;
         Ok(())
     }
 }
 
-/// Every JSON document in a record (one or several written back to back).
-fn parse_record(record: &[u8]) -> Result<Vec<Value>, (RecordErrorKind, String)> {
+/// A record longer than the converter takes is a `MalformedData` error.
+pub(crate) fn check_size(record: &[u8]) -> Result<(), (RecordErrorKind, String)> {
     if record.len() > limits::RECORD_BYTES_MAX {
         return Err((
             RecordErrorKind::MalformedData,
@@ -411,6 +486,13 @@ fn parse_record(record: &[u8]) -> Result<Vec<Value>, (RecordErrorKind, String)> 
             ),
         ));
     }
+    Ok(())
+}
+
+/// Every JSON document in a record (one or several written back to back), parsed whole: the
+/// reference reading (`RecordReader::parse` reads only what the columns need).
+pub(crate) fn parse_record(record: &[u8]) -> Result<Vec<Value>, (RecordErrorKind, String)> {
+    check_size(record)?;
     let mut values = Vec::new();
     for value in serde_json::Deserializer::from_slice(record).into_iter::<Value>() {
         match value {
@@ -540,5 +622,54 @@ mod tests {
             parse_record(&past).unwrap_err().0,
             RecordErrorKind::MalformedData
         );
+    }
+}
+
+#[cfg(test)]
+mod threads {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// However many threads read the slices, the file and the errors are the same.
+    #[test]
+    fn threads_write_the_same_file() {
+        let schema = Schema::parse([("id", "bigint"), ("page", "string"), ("n", "int")]).unwrap();
+        let converter = Converter::new(
+            schema,
+            Deserializer::default(),
+            &ParquetWriterConfig::default(),
+        )
+        .unwrap();
+        // 30,000 records: four slices and a bit; every 997th does not convert, every 1,009th
+        // holds two documents.
+        let records: Vec<Vec<u8>> = (0..30_000u64)
+            .map(|i| match (i % 997, i % 1009) {
+                (0, _) => format!("{{\"id\":{i},\"n\":\"not a number\"}}").into_bytes(),
+                (_, 0) => format!("{{\"id\":{i}}}{{\"id\":{i},\"page\":\"/again\"}}").into_bytes(),
+                _ => format!("{{\"id\":{i},\"page\":\"/p/{}\",\"n\":{}}}", i % 13, i % 7)
+                    .into_bytes(),
+            })
+            .collect();
+        let one = converter
+            .write_with(Vec::new(), records.iter().map(Vec::as_slice), 1)
+            .unwrap();
+        assert!(
+            converter
+                .slices(&records.iter().map(Vec::as_slice).collect::<Vec<_>>())
+                .len()
+                > 3
+        );
+        for threads in [2, 3, 4] {
+            let many = converter
+                .write_with(Vec::new(), records.iter().map(Vec::as_slice), threads)
+                .unwrap();
+            assert_eq!(many.out, one.out, "{threads} threads");
+            assert_eq!(many.rows, one.rows);
+            assert_eq!(many.errors, one.errors);
+        }
+        assert_eq!(one.rows, 30_000 - 31 + 29);
+        assert_eq!(one.errors.len(), 31);
+        assert_eq!(one.errors[1].index, 997);
     }
 }
