@@ -429,12 +429,27 @@ impl Conversion {
     /// Converts one buffer on a blocking thread. Never fails: a buffer that cannot be
     /// converted as a whole (no schema could be inferred, an internal error) has every
     /// record in `failures`.
-    pub async fn convert(self: &Arc<Self>, records: Vec<Bytes>) -> Converted {
+    /// Converts `records` on a blocking thread; they are handed back with the outcome.
+    pub async fn convert(self: &Arc<Self>, records: Vec<Bytes>) -> (Converted, Vec<Bytes>) {
         let this = self.clone();
         let n = records.len();
-        match tokio::task::spawn_blocking(move || this.convert_blocking(&records)).await {
-            Ok(c) => c,
-            Err(e) => all_failed(n, INTERNAL_ERROR_CODE, &format!("conversion stopped: {e}")),
+        let work = tokio::task::spawn_blocking(move || {
+            // A panic in the converter fails the records, which stay ours for the error output.
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                this.convert_blocking(&records)
+            }))
+            .unwrap_or_else(|_| {
+                all_failed(n, INTERNAL_ERROR_CODE, "conversion stopped: it panicked")
+            });
+            (out, records)
+        });
+        match work.await {
+            Ok(done) => done,
+            // Only a cancelled task (the runtime shutting down) comes here.
+            Err(e) => (
+                all_failed(n, INTERNAL_ERROR_CODE, &format!("conversion stopped: {e}")),
+                Vec::new(),
+            ),
         }
     }
 

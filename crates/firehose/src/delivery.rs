@@ -21,7 +21,7 @@
 //! `retry_backoff_ms_max`) for `retry_duration_s`, then its records go to the error output
 //! prefix (`delivery-failed`); writes of the error output itself are retried without end.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -287,7 +287,7 @@ async fn run(d: Arc<Delivery>, stop: watch::Receiver<bool>, progress: Arc<Progre
 }
 
 /// What a buffer becomes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
     /// Records for the destination, with their partition keys (none without dynamic
     /// partitioning).
@@ -301,6 +301,22 @@ enum Kind {
     Backup,
 }
 
+/// A buffered record's id, for the error record of a record that does not convert: made into
+/// text only then.
+enum MetaId {
+    Text(String),
+    Seq(SequenceNumber),
+}
+
+impl MetaId {
+    fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            MetaId::Text(t) => t.as_str().into(),
+            MetaId::Seq(s) => s.to_string().into(),
+        }
+    }
+}
+
 /// One buffer.
 struct Part {
     kind: Kind,
@@ -312,7 +328,7 @@ struct Part {
     holds: BTreeMap<u32, u64>,
     /// With record format conversion, each record's arrival time and record id (for the
     /// error records of those that do not convert), in the order of `records`.
-    meta: Vec<(i64, String)>,
+    meta: Vec<(i64, MetaId)>,
 }
 
 impl Part {
@@ -353,7 +369,7 @@ struct Assembler {
     checkpointer: Checkpointer,
     progress: Arc<Progress>,
     stop: watch::Receiver<bool>,
-    parts: HashMap<Kind, Part>,
+    parts: BTreeMap<Kind, Part>,
     shards: BTreeMap<u32, ShardState>,
     bytes: usize,
     prefix: Template,
@@ -396,7 +412,7 @@ impl Assembler {
             checkpointer,
             progress,
             stop,
-            parts: HashMap::new(),
+            parts: BTreeMap::new(),
             shards: BTreeMap::new(),
             bytes: 0,
             prefix,
@@ -477,8 +493,10 @@ impl Assembler {
     async fn add(&mut self, msg: Msg) -> Result<(), String> {
         let Msg { mut batch, lease } = msg;
         let shard = batch.shard_id.0;
-        // Record ids are read by a transformation and by conversion's error records only.
-        let ids = !self.d.pipeline.is_identity() || self.d.conversion.is_some();
+        // Record ids are read by a transformation (and by conversion's error records, which
+        // make them from the sequence number when they need one).
+        let ids = !self.d.pipeline.is_identity();
+        let epoch = batch.continuation.shard_epoch;
         let records = std::mem::take(&mut batch.records);
         let mut items = Vec::with_capacity(records.len());
         let (mut incoming, mut incoming_bytes) = (0u64, 0u64);
@@ -490,7 +508,13 @@ impl Assembler {
                 let parts = crate::kpl::deaggregate(&data);
                 let many = parts.len() > 1;
                 for (k, part) in parts.into_iter().enumerate() {
-                    items.push(item(part, r.arrival_ms, &seq, many.then_some(k), ids));
+                    items.push(item(
+                        part,
+                        r.arrival_ms,
+                        &seq,
+                        many.then_some(k),
+                        ids || many,
+                    ));
                 }
             } else {
                 items.push(item(data, r.arrival_ms, &seq, None, ids));
@@ -587,7 +611,16 @@ impl Assembler {
             self.put(kind.clone(), it.data, it.arrival_ms, it.shard, it.position);
             if self.d.conversion.is_some() {
                 if let Some(p) = self.parts.get_mut(&kind) {
-                    p.meta.push((it.arrival_ms, it.record_id));
+                    let id = if it.record_id.is_empty() {
+                        MetaId::Seq(SequenceNumber {
+                            shard_epoch: epoch,
+                            shard_index: it.shard,
+                            position: it.position,
+                        })
+                    } else {
+                        MetaId::Text(it.record_id)
+                    };
+                    p.meta.push((it.arrival_ms, id));
                 }
             }
             // A buffer is written as soon as it is full, not at the end of the batch.
@@ -737,7 +770,7 @@ impl Assembler {
     /// Writes one buffer as an object, then commits. `Err` only when stopped or the
     /// checkpoint store failed (the task then starts again from the last checkpoint).
     async fn flush(&mut self, kind: &Kind) -> Result<(), String> {
-        let Some(part) = self.parts.remove(kind) else {
+        let Some(mut part) = self.parts.remove(kind) else {
             return Ok(());
         };
         self.bytes -= part.bytes.min(self.bytes);
@@ -746,7 +779,7 @@ impl Assembler {
         }
         let converted = match (&part.kind, &self.d.conversion) {
             (Kind::Main { .. }, Some(c)) => {
-                let body = self.convert(c.clone(), &part).await;
+                let body = self.convert(c.clone(), &mut part).await;
                 if body.is_empty() {
                     // No record converted: they are all in the error output's buffer, which
                     // holds their checkpoint.
@@ -885,8 +918,9 @@ impl Assembler {
     /// Converts a destination buffer (on a blocking thread): the Parquet body, empty when no
     /// record converted. The records that do not convert go, as error records, to the
     /// `format-conversion-failed` error output's buffer, which takes the buffer's holds.
-    async fn convert(&mut self, c: Arc<Conversion>, part: &Part) -> Bytes {
-        let out = c.convert(part.records.clone()).await;
+    async fn convert(&mut self, c: Arc<Conversion>, part: &mut Part) -> Bytes {
+        let (out, records) = c.convert(std::mem::take(&mut part.records)).await;
+        part.records = records;
         if out.failures.is_empty() {
             return out.body;
         }
@@ -896,12 +930,12 @@ impl Assembler {
         for f in &out.failures {
             let data = part.records.get(f.index).map_or(&[][..], |r| r.as_ref());
             let (arrival_ms, record_id) = match part.meta.get(f.index) {
-                Some((at, id)) if part.meta.len() == part.records.len() => (*at, Some(id.as_str())),
+                Some((at, id)) if part.meta.len() == part.records.len() => (*at, Some(id.text())),
                 _ => (part.oldest_arrival_ms, None),
             };
             lines.push((
                 arrival_ms,
-                Bytes::from(c.error_line(data, arrival_ms, record_id, f, now)),
+                Bytes::from(c.error_line(data, arrival_ms, record_id.as_deref(), f, now)),
             ));
         }
         self.d.metrics.failed_records.increment(lines.len() as u64);

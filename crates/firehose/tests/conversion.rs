@@ -186,6 +186,13 @@ async fn bad_records_go_to_the_error_output_and_the_others_to_parquet() {
         .collect();
     assert!(raw.contains(&"{broken".to_string()), "{raw:?}");
     assert!(raw.contains(&r#"{"id": "three"}"#.to_string()), "{raw:?}");
+    // Each error record names the record by the RecordId its put was answered with.
+    let ids = r["RequestResponses"].as_array().unwrap();
+    for (v, text) in got.iter().zip(&raw) {
+        let at = lines.iter().position(|l| l == text).unwrap();
+        assert_eq!(v["sequenceNumber"], ids[at]["RecordId"], "{v}");
+        assert_eq!(v["subSequenceNumber"], Value::Null, "{v}");
+    }
     for v in &got {
         let code = v["lastErrorCode"].as_str().unwrap();
         assert!(code.starts_with("DataFormatConversion."), "{v}");
