@@ -15,11 +15,12 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "test dependencies (.venv, tests/js/node_modules)"
 # Programs the end-to-end tests call: Node.js for the JS SDK, openssl for a TLS certificate,
-# curl for ALPN checks, Chromium for the web page (CORS) test. Installed from Debian's packages
+# curl for ALPN checks, Java for Spark reading a delivered Parquet file (pyspark), Chromium for
+# the web page (CORS) test. Installed from Debian's packages
 # when missing; Chromium without its recommended packages (desktop services, printing), which
 # headless use does not need and which would more than double its install time.
 missing=()
-for tool in node:nodejs npm:npm openssl:openssl curl:curl; do
+for tool in node:nodejs npm:npm openssl:openssl curl:curl java:default-jre-headless; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 browser=()

@@ -4,8 +4,8 @@ The files come from the crate's `to-parquet` example (JSON Lines in, one Parquet
 records that did not convert printed as JSON lines), the same code a delivery stream with
 DataFormatConversionConfiguration runs. Each compression Firehose offers (SNAPPY, GZIP,
 UNCOMPRESSED) and both writer versions are checked: values and types round-trip, missing keys
-are nulls, nested columns keep their shape. Spark is not available on this machine (no JVM
-package in the test dependencies), so it is not among the readers.
+are nulls, nested columns keep their shape. Spark reads a delivered file in
+test_firehose_parquet.py.
 """
 
 from __future__ import annotations

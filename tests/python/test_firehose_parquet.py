@@ -2,11 +2,9 @@
 the real binary: boto3 creates delivery streams converting with the OpenX and the Hive JSON SerDe,
 into a table declared in sluice's `[[tables]]` and into one sluice does not know (its schema
 inferred from the first buffer and kept across a restart); the objects are read back with
-pyarrow and DuckDB; records that do not convert land under the error prefix
-(`format-conversion-failed`) in the documented shape; what Firehose refuses (and ORC) is
-refused.
-
-Spark is not installed on the test machine: Parquet is read with pyarrow and DuckDB only.
+pyarrow and DuckDB, and one with Spark (pyspark in a local session on the machine's Java);
+records that do not convert land under the error prefix (`format-conversion-failed`) in the
+documented shape; what Firehose refuses (and ORC) is refused.
 """
 
 from __future__ import annotations
@@ -168,6 +166,28 @@ def check_error_record(e: dict, raw: bytes, database: str, table: str) -> None:
 # A [[tables]] table, OpenX JSON SerDe
 # --------------------------------------------------------------------------------------
 
+def read_with_spark(path: Path) -> list[dict]:
+    """The rows of a Parquet file as Spark reads it (a local session on this machine's Java,
+    bound to 127.0.0.1, session time zone UTC), sorted by id."""
+    from pyspark.sql import SparkSession
+
+    spark = (SparkSession.builder.master("local[1]").appName("sluice-parquet")
+             .config("spark.ui.enabled", "false")
+             .config("spark.driver.bindAddress", "127.0.0.1")
+             .config("spark.driver.host", "127.0.0.1")
+             .config("spark.sql.session.timeZone", "UTC")
+             .getOrCreate())
+    try:
+        df = spark.read.parquet(str(path))
+        types = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+        assert types["id"] == "int" and types["amount"] == "decimal(10,2)", types
+        assert types["at"] == "timestamp" and types["day"] == "date", types
+        assert types["attrs"].startswith("map<") and types["ship"].startswith("struct<"), types
+        return sorted((r.asDict(recursive=True) for r in df.collect()), key=lambda r: r["id"])
+    finally:
+        spark.stop()
+
+
 def test_openx_into_a_configured_table(fh, srv):
     lake = srv.data_dir / "lake"
     conv = conversion("ORDERS", {"OpenXJsonSerDe": {
@@ -238,6 +258,20 @@ def test_openx_into_a_configured_table(fh, srv):
     types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet('{path}'))").fetchall())
     assert types["id"] == "INTEGER" and types["amount"] == "DECIMAL(10,2)"
     assert types["at"] == "TIMESTAMP WITH TIME ZONE" and types["day"] == "DATE"
+
+    # Spark (pyspark, local, on Java) reads the same file with the same types and values.
+    spark_rows = read_with_spark(path)
+    assert [r["id"] for r in spark_rows] == [1, 2, 3]
+    s1, s2, s3 = spark_rows
+    assert (s1["customer"], s1["amount"], s1["paid"]) == ("ann", decimal.Decimal("12.35"), True)
+    assert s1["at"] == dt.datetime(2024, 5, 1, 12, 34, 56, 789000)  # the session's zone is UTC
+    assert s1["day"] == dt.date(2024, 5, 1)
+    assert s1["tags"] == ["a", "b"] and s2["tags"] == []
+    assert s1["attrs"] == {"x": 1, "y": 2}
+    assert (s1["ship"]["city"], s1["ship"]["zip"]) == ("Oslo", "01501")
+    assert s1["ratio"] == 0.25 and s1["user_name"] == "ann1"
+    assert s2["amount"] == decimal.Decimal("7.00") and s2["paid"] is False and s2["ship"] is None
+    assert s3["customer"] is None and s3["tags"] is None
 
     # The records that did not convert, in the documented shape, under the error prefix.
     errs = error_objects(lake, prefix)
