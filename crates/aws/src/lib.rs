@@ -23,6 +23,8 @@ pub mod cors;
 pub mod error;
 pub mod limits;
 mod server;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod validate;
 pub mod value;
 
