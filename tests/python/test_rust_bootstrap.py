@@ -149,8 +149,11 @@ def test_event_invocation_runs_in_the_background(lam, rust_function, data_dir):
     resp = lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"marker": marker}))
     assert resp["StatusCode"] == 202
     assert resp["Payload"].read() == b""
-    out = wait_for_log(data_dir, name, f'rust-bootstrap got {{"marker":"{marker}"}}')
+    wait_for_log(data_dir, name, f'rust-bootstrap got {{"marker":"{marker}"}}')
+    # REPORT is logged once the invocation has ended, after the handler's own line.
+    out = wait_for_log(data_dir, name, "REPORT RequestId:")
     assert "START RequestId:" in out and "REPORT RequestId:" in out
+    assert f'rust-bootstrap got {{"marker":"{marker}"}}' in out
 
 
 def test_a_timeout_is_sandbox_timedout_and_the_next_invoke_gets_a_fresh_process(lam, rust_function):
