@@ -4,52 +4,22 @@
 //! directory.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde_json::{json, Value};
-use sluice_aws::value::Input;
-use sluice_aws::{Format, Reply};
-use sluice_firehose::{Firehose, FirehoseConfig, FirehoseOptions, TableConfig};
-use sluice_streams::{Streams, StreamsConfig, SystemClock};
+use sluice_firehose::{FirehoseConfig, TableConfig};
 
-fn open(dir: &Path, tables: Vec<TableConfig>) -> Arc<Firehose> {
-    let streams = Arc::new(
-        Streams::open(
-            StreamsConfig::new(dir.join("kinesis")),
-            Arc::new(SystemClock),
-        )
-        .unwrap(),
-    );
-    let fh = Firehose::open(FirehoseOptions {
-        config: FirehoseConfig::default(),
-        data_dir: dir.to_path_buf(),
-        region: "us-east-1".into(),
-        account_id: "000000000000".into(),
-        log: Default::default(),
-        streams,
-        lake: sluice_lake::Lake::local(dir.join("lake")),
-        clock: Arc::new(SystemClock),
-        tables,
-    })
-    .unwrap();
-    fh.start();
-    fh
-}
+use common::{call, objects};
 
-async fn call(fh: &Firehose, op: &str, body: Value) -> Result<Value, sluice_aws::ApiError> {
-    let tree = sluice_aws::codec::decode(body.to_string().as_bytes(), Format::Json).unwrap();
-    match fh
-        .call(op, Input::root(&tree, Format::Json).unwrap())
-        .await?
-    {
-        Reply::Encoded(b) => Ok(serde_json::from_slice(&b).unwrap()),
-        other => panic!("{other:?}"),
-    }
+fn open(
+    dir: &std::path::Path,
+    tables: Vec<TableConfig>,
+) -> std::sync::Arc<sluice_firehose::Firehose> {
+    common::open(dir, FirehoseConfig::default(), tables)
 }
 
 fn conversion(table: &str, serializer: Value) -> Value {
@@ -75,32 +45,6 @@ fn create_body(name: &str, size_mb: u32, c: Value) -> Value {
             "DataFormatConversionConfiguration": c,
         }
     })
-}
-
-/// Every object of the bucket: key → bytes.
-fn objects(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let root = dir.join("lake").join("lake");
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.clone()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if !e.file_name().to_string_lossy().starts_with(".sluice-") {
-                let key = p
-                    .strip_prefix(&root)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                out.insert(key, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,53 +2,19 @@
 //! put through the API, objects read back from the lake directory.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_aws::value::Input;
-use sluice_aws::{Format, Reply};
-use sluice_firehose::{Firehose, FirehoseConfig, FirehoseOptions};
-use sluice_streams::{Streams, StreamsConfig, SystemClock};
+use sluice_firehose::{Firehose, FirehoseConfig};
+
+use common::{call, objects};
 
 fn open(dir: &Path, config: FirehoseConfig) -> Arc<Firehose> {
-    let streams = Arc::new(
-        Streams::open(
-            StreamsConfig::new(dir.join("kinesis")),
-            Arc::new(SystemClock),
-        )
-        .unwrap(),
-    );
-    let fh = Firehose::open(FirehoseOptions {
-        config,
-        data_dir: dir.to_path_buf(),
-        region: "us-east-1".into(),
-        account_id: "000000000000".into(),
-        log: Default::default(),
-        streams,
-        lake: sluice_lake::Lake::local(dir.join("lake")),
-        clock: Arc::new(SystemClock),
-        tables: Vec::new(),
-    })
-    .unwrap();
-    fh.start();
-    fh
-}
-
-async fn call(
-    fh: &Firehose,
-    op: &str,
-    body: serde_json::Value,
-) -> Result<serde_json::Value, sluice_aws::ApiError> {
-    let tree = sluice_aws::codec::decode(body.to_string().as_bytes(), Format::Json).unwrap();
-    match fh
-        .call(op, Input::root(&tree, Format::Json).unwrap())
-        .await?
-    {
-        Reply::Encoded(b) => Ok(serde_json::from_slice(&b).unwrap()),
-        other => panic!("{other:?}"),
-    }
+    common::open(dir, config, Vec::new())
 }
 
 fn create_body(name: &str, size_mb: u32, interval_s: u32) -> serde_json::Value {
@@ -78,33 +44,6 @@ async fn put(fh: &Firehose, name: &str, lines: &[String]) {
         .unwrap();
         assert_eq!(r["FailedPutCount"], 0);
     }
-}
-
-/// Every object of the bucket: key → bytes.
-fn objects(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let root = dir.join("lake").join("lake");
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.clone()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if !e.file_name().to_string_lossy().starts_with(".sluice-") {
-                out.insert(
-                    p.strip_prefix(&root)
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned(),
-                    std::fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    out
 }
 
 fn lines_of(objs: &BTreeMap<String, Vec<u8>>) -> Vec<String> {

@@ -46,16 +46,7 @@ fn timing() {
         shard_id: "shardId-000000000000".into(),
         stream: "src".into(),
     };
-    let batch: Vec<Record> = recs
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Record {
-            sequence_number: sluice_streams::SequenceNumber::of_record(1, 0, i as u64),
-            partition_key: i.to_string(),
-            data: bytes::Bytes::from(r.clone()),
-            arrival_ms: 1_700_000_000_123,
-        })
-        .collect();
+    let batch = batch_of(&recs);
     for _ in 0..2 {
         let t = Instant::now();
         let parsed: Vec<_> = recs.iter().map(|r| parse_json(r).unwrap()).collect();
@@ -127,16 +118,7 @@ fn timing() {
 #[ignore]
 fn timing_batch_only() {
     let recs = records();
-    let batch: Vec<Record> = recs
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Record {
-            sequence_number: sluice_streams::SequenceNumber::of_record(1, 0, i as u64),
-            partition_key: i.to_string(),
-            data: bytes::Bytes::from(r.clone()),
-            arrival_ms: 1_700_000_000_123,
-        })
-        .collect();
+    let batch = batch_of(&recs);
     let transform = Transform::new(Program::compile(PROGRAM).unwrap(), None);
     for _ in 0..10 {
         let t = Instant::now();
@@ -148,4 +130,17 @@ fn timing_batch_only() {
         }
         report("BatchRun::apply (all)", t);
     }
+}
+
+/// The records as a stream's batch (one shard, positions in order).
+fn batch_of(recs: &[Vec<u8>]) -> Vec<Record> {
+    recs.iter()
+        .enumerate()
+        .map(|(i, r)| Record {
+            sequence_number: sluice_streams::SequenceNumber::of_record(1, 0, i as u64),
+            partition_key: i.to_string(),
+            data: bytes::Bytes::from(r.clone()),
+            arrival_ms: 1_700_000_000_123,
+        })
+        .collect()
 }
