@@ -18,6 +18,7 @@
 //! The crate knows JSON, jq, records and streams; it knows nothing of HTTP or AWS wire shapes.
 
 pub mod limits;
+mod plan;
 mod processor;
 mod program;
 mod read;

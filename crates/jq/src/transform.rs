@@ -11,6 +11,7 @@ use jaq_json::{Num, Val};
 use sluice_poller::Record;
 
 use crate::limits;
+use crate::plan::{self, Plan, Step};
 use crate::program::{Bindings, JqError, Program, Vars};
 use crate::read::Reader;
 use crate::value::{self, Budget};
@@ -28,6 +29,9 @@ pub struct Output {
 pub struct Transform {
     program: Program,
     partition_key: Option<Program>,
+    /// The shortcut for the batch path, when the program is one it knows (and outputs keep
+    /// the input's key).
+    plan: Option<Plan>,
 }
 
 /// An output's partition key.
@@ -47,10 +51,20 @@ struct Scratch {
 
 impl Transform {
     pub fn new(program: Program, partition_key: Option<Program>) -> Transform {
+        let plan = match partition_key {
+            None => Plan::new(program.source()),
+            Some(_) => None,
+        };
         Transform {
             program,
             partition_key,
+            plan,
         }
+    }
+
+    /// Whether the batch path runs the program on records' bytes (see [`crate::plan`]).
+    pub fn is_planned(&self) -> bool {
+        self.plan.is_some()
     }
 
     /// The outputs of one record (none when the program filters it out), all or nothing:
@@ -143,10 +157,15 @@ pub(crate) struct BatchRun<'t> {
     stream: Val,
     /// The variables when none of them changes from record to record.
     fixed: Option<Bindings>,
+    plan_scratch: plan::Scratch,
+    /// `$shard_id` and `$stream` as JSON, for the plan.
+    shard_id_json: Vec<u8>,
+    stream_json: Vec<u8>,
 }
 
 impl<'t> BatchRun<'t> {
     pub(crate) fn new(transform: &'t Transform, stream: &str, shard_id: &str) -> BatchRun<'t> {
+        let (stream_str, shard_id_str) = (stream, shard_id);
         let uses = transform.uses();
         let var = |used: bool, s: &str| {
             if used {
@@ -176,6 +195,9 @@ impl<'t> BatchRun<'t> {
             shard_id,
             stream,
             fixed,
+            plan_scratch: plan::Scratch::default(),
+            shard_id_json: serde_json::to_vec(shard_id_str).unwrap_or_default(),
+            stream_json: serde_json::to_vec(stream_str).unwrap_or_default(),
         }
     }
 
@@ -195,6 +217,24 @@ impl<'t> BatchRun<'t> {
     }
 
     fn apply_inner(&mut self, r: &Record, out: &mut Vec<(Bytes, Bytes)>) -> Result<(), JqError> {
+        if let Some(plan) = &self.transform.plan {
+            let cx = plan::Context {
+                record: r,
+                shard_id: &self.shard_id_json,
+                stream: &self.stream_json,
+            };
+            let buf = &mut self.scratch.buf;
+            match plan.apply(&r.data, &cx, &mut self.plan_scratch, buf) {
+                Step::Dropped => return Ok(()),
+                Step::Output => {
+                    let key = cut(&mut self.arena, r.partition_key.as_bytes());
+                    out.push((key, cut(&mut self.arena, buf)));
+                    return Ok(());
+                }
+                // The whole program, below.
+                Step::Whole => {}
+            }
+        }
         let input = self.reader.parse(&r.data)?;
         // The input's key, cut once from the arena when something needs it.
         let mut key: Option<Bytes> = None;
