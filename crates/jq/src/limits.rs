@@ -21,9 +21,12 @@ pub const ERROR_CHARS_MAX: usize = 1024;
 /// a batch's outputs go out in puts of at most this (PutRecords' limits).
 pub const PUT_RECORDS_MAX: usize = 500;
 pub const PUT_BYTES_MAX: usize = 5 * 1024 * 1024;
-/// Puts of a batch prepared ahead of the one being written: what bounds a batch's outputs in
-/// memory, whatever the batch size and the program's fan-out.
+/// Puts of a batch prepared ahead of the one being sent. With [`PUTS_IN_FLIGHT_MAX`], what
+/// bounds a batch's outputs in memory, whatever the batch size and the program's fan-out.
 pub const PUTS_AHEAD_MAX: usize = 2;
+/// Puts of one batch sent and not yet durable, at most (the log makes those waiting together
+/// durable with one sync).
+pub const PUTS_IN_FLIGHT_MAX: usize = 8;
 /// A processor's name: 1 to 64 characters of `[a-zA-Z0-9_-]`.
 pub const PROCESSOR_NAME_CHARS_MAX: usize = 64;
 /// How long stopping waits for a processor's batch in flight.

@@ -1,8 +1,9 @@
 //! [`JqTarget`]: a processor as the shard poller sees it. For each batch it transforms every
 //! record (as [`Transform::apply`] does, through one `BatchRun` per batch: one blocking task,
 //! parser state, buffers and variables kept from record to record) on the blocking pool and
-//! writes the outputs, in input order, to the output stream, in puts of up to 500 records; a
-//! record the transform fails on becomes a dead-letter record.
+//! writes the outputs, in input order, to the output stream, in puts of up to 500 records (up
+//! to [`limits::PUTS_IN_FLIGHT_MAX`] of them sent before the first is durable, so the log
+//! syncs them together); a record the transform fails on becomes a dead-letter record.
 //!
 //! Delivery is at least once: a batch is acknowledged (and checkpointed by the poller) only
 //! once every output and dead-letter record of it is durable. If a write fails (the output
@@ -26,6 +27,7 @@
 //! the program filtered out: no output), `sluice_processor_failed_records_total`; counted
 //! once a batch is delivered.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -132,11 +134,36 @@ impl JqTarget {
         };
         // jq is CPU work of unbounded length: off the async workers.
         let work = tokio::task::spawn_blocking(move || job.run(&tx));
+        // Puts are sent as chunks come and awaited oldest first, a few at a time: the log
+        // makes the ones waiting together durable with one sync, in the order they were sent.
+        let mut in_flight = VecDeque::new();
         let mut write_error = None;
-        while let Some(chunk) = rx.recv().await {
-            if let Err(e) = self.write(chunk).await {
-                write_error = Some(e);
-                break;
+        'chunks: while let Some(chunk) = rx.recv().await {
+            for (stream, records) in self.targets(chunk) {
+                while in_flight.len() >= limits::PUTS_IN_FLIGHT_MAX {
+                    if let Some(put) = in_flight.pop_front() {
+                        if let Err(e) = wait(put).await {
+                            write_error = Some(e);
+                            break 'chunks;
+                        }
+                    }
+                }
+                match self.send(stream, records) {
+                    Ok(Some(put)) => in_flight.push_back(put),
+                    Ok(None) => {}
+                    Err(e) => {
+                        write_error = Some(e);
+                        break 'chunks;
+                    }
+                }
+            }
+        }
+        if write_error.is_none() {
+            for put in in_flight {
+                if let Err(e) = wait(put).await {
+                    write_error = Some(e);
+                    break;
+                }
             }
         }
         // Ends the transform at its next put if a write failed.
@@ -187,18 +214,23 @@ impl JqTarget {
         due
     }
 
-    /// Writes a chunk's outputs, then its dead-letter records.
-    async fn write(&self, chunk: Chunk) -> Result<(), String> {
-        self.put(&self.ends.output, chunk.outputs).await?;
+    /// Where a chunk's records go: its outputs, then its dead-letter records.
+    fn targets(&self, chunk: Chunk) -> Vec<(&str, Vec<sluice_streams::Record>)> {
+        let mut puts = vec![(self.ends.output.as_str(), chunk.outputs)];
         if let Some(dl) = &self.ends.dead_letter {
-            self.put(dl, chunk.dead).await?;
+            puts.push((dl.as_str(), chunk.dead));
         }
-        Ok(())
+        puts
     }
 
-    async fn put(&self, stream: &str, records: Vec<sluice_streams::Record>) -> Result<(), String> {
+    /// Sends a put; `None` when there is nothing to put.
+    fn send(
+        &self,
+        stream: &str,
+        records: Vec<sluice_streams::Record>,
+    ) -> Result<Option<Put>, String> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let count = records.len();
         let (tx, rx) = oneshot::channel();
@@ -211,17 +243,38 @@ impl JqTarget {
                 }),
             )
             .map_err(|e| format!("cannot write to stream {stream}: {e}"))?;
-        let outcomes = rx
-            .await
-            .map_err(|_| format!("the write to stream {stream} was dropped"))?;
-        let mut errors = outcomes.iter().filter_map(|o| o.as_ref().err());
-        match errors.next() {
-            None => Ok(()),
-            Some(e) => Err(format!(
-                "{} of {count} records could not be written to stream {stream}: {e}",
-                errors.count() + 1
-            )),
-        }
+        Ok(Some(Put {
+            stream: stream.to_string(),
+            count,
+            outcomes: rx,
+        }))
+    }
+}
+
+/// A put sent to a stream, not known durable yet.
+struct Put {
+    stream: String,
+    count: usize,
+    outcomes: oneshot::Receiver<Vec<sluice_streams::PutOutcome>>,
+}
+
+/// Waits until a put's records are durable; an error names what failed.
+async fn wait(put: Put) -> Result<(), String> {
+    let Put {
+        stream,
+        count,
+        outcomes,
+    } = put;
+    let outcomes = outcomes
+        .await
+        .map_err(|_| format!("the write to stream {stream} was dropped"))?;
+    let mut errors = outcomes.iter().filter_map(|o| o.as_ref().err());
+    match errors.next() {
+        None => Ok(()),
+        Some(e) => Err(format!(
+            "{} of {count} records could not be written to stream {stream}: {e}",
+            errors.count() + 1
+        )),
     }
 }
 
