@@ -219,7 +219,7 @@ mod tests {
             .str("S", "hello")
             .int("I", -5)
             .int("Big", 1 << 40)
-            .set("B", Out::Blob(vec![0, 1, 2, 255]))
+            .set("B", Out::Blob(vec![0, 1, 2, 255].into()))
             .set("T", Out::Timestamp(1_700_000_000_123))
             .set("A", Out::Array(vec![Out::Bool(true), Out::Null]))
             .done();
@@ -245,7 +245,7 @@ mod tests {
     #[test]
     fn json_shapes() {
         let out = Out::map()
-            .set("B", Out::Blob(b"Hello, World!".to_vec()))
+            .set("B", Out::Blob(b"Hello, World!".to_vec().into()))
             .set("T", Out::Timestamp(1_441_215_410_867))
             .str("Q", "a\"b")
             .set("E", Out::Str("tab\there é".into()))

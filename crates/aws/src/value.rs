@@ -9,6 +9,7 @@
 use std::fmt;
 
 use base64::Engine;
+use bytes::Bytes;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::error::ApiError;
@@ -401,7 +402,7 @@ pub enum Out {
     Shared(std::sync::Arc<str>),
     /// A short ASCII string kept inline (a sequence number's digits), without an allocation.
     Inline(InlineStr),
-    Blob(Vec<u8>),
+    Blob(Bytes),
     /// Epoch milliseconds.
     Timestamp(i64),
     Array(Vec<Out>),

@@ -64,7 +64,7 @@ async fn wait_for(s: &Arc<Streams>, stream: &str, n: usize) -> Vec<(String, Valu
                 let r = s2.read(&c, 10_000, 64 << 20, false).unwrap();
                 for (_, rec) in r.records {
                     out.push((
-                        String::from_utf8(rec.partition_key).unwrap(),
+                        String::from_utf8(rec.partition_key.to_vec()).unwrap(),
                         serde_json::from_slice(&rec.data).unwrap(),
                     ));
                 }

@@ -101,8 +101,8 @@ fn read_all(s: &Streams, stream: &str) -> Vec<(u32, String, Vec<u8>)> {
             for (_, rec) in r.records {
                 out.push((
                     shard,
-                    String::from_utf8(rec.partition_key).unwrap(),
-                    rec.data,
+                    String::from_utf8(rec.partition_key.to_vec()).unwrap(),
+                    rec.data.to_vec(),
                 ));
             }
             cursor = r.next.unwrap();

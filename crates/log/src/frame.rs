@@ -54,14 +54,39 @@ impl Record {
     }
 }
 
-/// A record read back from the log.
+/// A record read back from the log. Its key and data are slices of the buffer the log read
+/// them into (one allocation a read, not two a record).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredRecord {
     pub offset: u64,
     pub arrival_ms: i64,
-    pub partition_key: Vec<u8>,
+    pub partition_key: Bytes,
     pub explicit_hash_key: Option<u128>,
-    pub data: Vec<u8>,
+    pub data: Bytes,
+}
+
+/// A frame decoded in place: its fields, and where its key and data are in the bytes it was
+/// decoded from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Frame {
+    pub(crate) offset: u64,
+    pub(crate) arrival_ms: i64,
+    pub(crate) explicit_hash_key: Option<u128>,
+    pub(crate) key: std::ops::Range<usize>,
+    pub(crate) data: std::ops::Range<usize>,
+}
+
+impl Frame {
+    /// The record, its key and data sliced from `buf`, where the frame starts at `at`.
+    pub(crate) fn record(&self, buf: &Bytes, at: usize) -> StoredRecord {
+        StoredRecord {
+            offset: self.offset,
+            arrival_ms: self.arrival_ms,
+            partition_key: buf.slice(at + self.key.start..at + self.key.end),
+            explicit_hash_key: self.explicit_hash_key,
+            data: buf.slice(at + self.data.start..at + self.data.end),
+        }
+    }
 }
 
 /// The little-endian `u32` at `bytes[at..at + 4]` (the caller checked the length).
@@ -112,10 +137,7 @@ pub(crate) fn encode(buf: &mut Vec<u8>, offset: u64, arrival_ms: i64, record: &R
 #[derive(Debug)]
 pub(crate) enum Decoded {
     /// A whole, valid frame of `frame_bytes` bytes.
-    Frame {
-        record: StoredRecord,
-        frame_bytes: usize,
-    },
+    Frame { record: Frame, frame_bytes: usize },
     /// Fewer bytes than the frame needs: `needed` bytes would be required from the start.
     Short { needed: usize },
     /// The bytes are not a valid frame.
@@ -178,15 +200,14 @@ pub(crate) fn decode(bytes: &[u8]) -> Decoded {
     {
         return Decoded::Invalid("field lengths disagree with frame length");
     }
-    let partition_key = body[at..at + key_len].to_vec();
-    let data = body[at + key_len..].to_vec();
+    let key_start = FRAME_PREFIX_BYTES + at;
     Decoded::Frame {
-        record: StoredRecord {
+        record: Frame {
             offset,
             arrival_ms,
-            partition_key,
             explicit_hash_key,
-            data,
+            key: key_start..key_start + key_len,
+            data: key_start + key_len..total,
         },
         frame_bytes: total,
     }
@@ -222,9 +243,9 @@ mod tests {
                     assert_eq!(frame_bytes, buf.len());
                     assert_eq!(record.offset, 42);
                     assert_eq!(record.arrival_ms, 1_700_000_000_123);
-                    assert_eq!(record.partition_key, r.partition_key);
+                    assert_eq!(buf[record.key], r.partition_key);
                     assert_eq!(record.explicit_hash_key, r.explicit_hash_key);
-                    assert_eq!(record.data, r.data);
+                    assert_eq!(buf[record.data], r.data);
                 }
                 other => panic!("decode failed: {other:?}"),
             }

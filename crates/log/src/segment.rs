@@ -11,7 +11,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use crate::error::{Failure, LogError};
+
 use crate::frame::{self, le_u32, le_u64, Decoded, StoredRecord};
 use crate::index::{self, IndexEntry, SealedIndex};
 use crate::storage::{self, read_up_to, Storage, StorageFile};
@@ -365,7 +368,8 @@ pub(crate) fn read_frames(
     bytes_hint: usize,
     mut visit: impl FnMut(StoredRecord, u64) -> bool,
 ) -> Result<(), LogError> {
-    let mut buf: Vec<u8> = Vec::new();
+    // Records are slices of the buffer they were read into: a fresh one each read.
+    let mut buf = Bytes::new();
     let mut buf_start = position;
     let mut at = 0usize;
     while position < end_position {
@@ -374,9 +378,10 @@ pub(crate) fn read_frames(
                 record,
                 frame_bytes,
             } => {
+                let stored = record.record(&buf, at);
                 position += frame_bytes as u64;
                 at += frame_bytes;
-                if !visit(record, frame_bytes as u64) {
+                if !visit(stored, frame_bytes as u64) {
                     return Ok(());
                 }
             }
@@ -392,10 +397,11 @@ pub(crate) fn read_frames(
                 let want = needed
                     .max(bytes_hint.clamp(4096, SCAN_CHUNK_BYTES * 4))
                     .min(remaining);
-                buf.resize(want, 0);
+                let mut fresh = vec![0u8; want];
                 let got =
-                    read_up_to(file, &mut buf, position).map_err(|e| LogError::io(path, e))?;
-                buf.truncate(got);
+                    read_up_to(file, &mut fresh, position).map_err(|e| LogError::io(path, e))?;
+                fresh.truncate(got);
+                buf = Bytes::from(fresh);
                 buf_start = position;
                 at = 0;
                 if got < needed {

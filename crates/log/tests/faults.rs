@@ -1015,7 +1015,7 @@ fn crash_after_a_failed_segment_creation_reopens() {
         let log = open(&image, config())
             .unwrap_or_else(|e| panic!("torn seed {torn_seed}: open failed: {e}"));
         let records = read_all(&log).expect("read");
-        let data: Vec<Vec<u8>> = records.into_iter().map(|r| r.data).collect();
+        let data: Vec<Vec<u8>> = records.into_iter().map(|r| r.data.to_vec()).collect();
         assert_eq!(data, expected, "torn seed {torn_seed}");
         assert_eq!(
             log.append_blocking(vec![rec(9, 10)])

@@ -344,7 +344,7 @@ impl Buffer {
             self.records.push_back(Record {
                 sequence_number: seq,
                 partition_key: String::from_utf8_lossy(&r.partition_key).into_owned(),
-                data: Bytes::from(r.data),
+                data: r.data,
                 arrival_ms: r.arrival_ms,
             });
         }

@@ -138,7 +138,7 @@ async fn consume_until(consumer: Arc<StreamConsumer>, seen: Seen, expected: usiz
                     let mut seen = seen.lock().unwrap();
                     for (seq, r) in &batch.records {
                         let n = order.fetch_add(1, Ordering::SeqCst);
-                        seen.push((n, batch.shard_id.0, *seq, r.data.clone()));
+                        seen.push((n, batch.shard_id.0, *seq, r.data.to_vec()));
                     }
                 }
                 lease.commit(&batch).await.unwrap();
@@ -335,11 +335,7 @@ async fn a_waiting_reader_is_woken_by_commits_and_does_not_spin() {
     let put_at = Instant::now();
     let (batch, got_at) = timeout(WAIT, task).await.unwrap().unwrap();
     assert!(got_at.duration_since(put_at) < Duration::from_millis(500));
-    let data: Vec<&[u8]> = batch
-        .records
-        .iter()
-        .map(|(_, r)| r.data.as_slice())
-        .collect();
+    let data: Vec<&[u8]> = batch.records.iter().map(|(_, r)| &r.data[..]).collect();
     assert_eq!(data, vec![b"after".as_slice()]);
     assert_eq!(stats.reads(), 2);
     assert_eq!(batch.millis_behind_latest, 0);

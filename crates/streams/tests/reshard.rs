@@ -75,7 +75,11 @@ fn read_by_lineage(s: &Streams, stream: &str) -> Vec<(u32, ShardRecords)> {
         loop {
             let r = s.read(&cursor, 1000, 1 << 20, false).unwrap();
             let empty = r.records.is_empty();
-            records.extend(r.records.into_iter().map(|(seq, rec)| (seq, rec.data)));
+            records.extend(
+                r.records
+                    .into_iter()
+                    .map(|(seq, rec)| (seq, rec.data.to_vec())),
+            );
             match r.next {
                 None => {
                     // The end of a closed shard names exactly its children.

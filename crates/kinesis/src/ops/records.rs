@@ -647,7 +647,9 @@ pub(crate) fn record_out(seq: SequenceNumber, r: sluice_streams::StoredRecord) -
         .set("Data", Out::Blob(r.data))
         .str(
             "PartitionKey",
-            String::from_utf8(r.partition_key).unwrap_or_default(),
+            std::str::from_utf8(&r.partition_key)
+                .unwrap_or_default()
+                .to_string(),
         )
         .done()
 }
