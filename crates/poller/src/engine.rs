@@ -11,7 +11,6 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::Bytes;
 use serde_json::{json, Value};
 use sluice_streams::{
     hash_key_of, Checkpoint, Checkpointer, ConsumeError, ConsumerName, InitialPosition, OnTrimmed,
