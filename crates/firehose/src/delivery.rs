@@ -501,7 +501,7 @@ impl Assembler {
         let mut items = Vec::with_capacity(records.len());
         let (mut incoming, mut incoming_bytes) = (0u64, 0u64);
         for (seq, r) in records {
-            let data = Bytes::from(r.data);
+            let data = r.data;
             if self.d.source.kinesis {
                 incoming += 1;
                 incoming_bytes += data.len() as u64;
