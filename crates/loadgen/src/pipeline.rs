@@ -596,17 +596,20 @@ impl Producer {
 /// The members of a GetRecords answer the readers use.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct GetRecordsPage {
-    #[serde(default)]
-    records: Vec<OutputRecord>,
+struct GetRecordsPage<'a> {
+    #[serde(default, borrow)]
+    records: Vec<OutputRecord<'a>>,
     next_shard_iterator: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct OutputRecord {
-    data: String,
-    sequence_number: String,
+struct OutputRecord<'a> {
+    /// Borrowed from the answer (base64 has nothing to escape).
+    #[serde(borrow)]
+    data: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    sequence_number: std::borrow::Cow<'a, str>,
 }
 
 /// The output stream's readers: one GetRecords loop or one subscription per shard.
@@ -727,12 +730,14 @@ impl Readers {
     async fn follow(self: Arc<Self>, shard: String, mut it: String) {
         let b64 = base64::engine::general_purpose::STANDARD;
         let mut last_sequence: Option<String> = None;
+        // A record's data, base64-decoded (one buffer for all).
+        let mut decoded = Vec::new();
         while !self.stop.load(Ordering::Relaxed) {
             let body = json!({"ShardIterator": it, "Limit": GET_RECORDS_LIMIT}).to_string();
             let answer = self.client.call_raw("GetRecords", body.into_bytes()).await;
             let now_us = self.clock.now_us();
-            let page = match answer {
-                Ok(bytes) => serde_json::from_slice::<GetRecordsPage>(&bytes).ok(),
+            let bytes = match answer {
+                Ok(bytes) => bytes,
                 Err(e) => {
                     match e.aws_type() {
                         Some("ProvisionedThroughputExceededException") => {
@@ -762,7 +767,7 @@ impl Readers {
                     continue;
                 }
             };
-            let Some(page) = page else {
+            let Ok(page) = serde_json::from_slice::<GetRecordsPage<'_>>(&bytes) else {
                 self.errors.fetch_add(1, Ordering::Relaxed);
                 pause(ERROR_PAUSE_MS).await;
                 continue;
@@ -771,14 +776,19 @@ impl Readers {
                 let stamps: Vec<_> = page
                     .records
                     .iter()
-                    .map(|r| b64.decode(&r.data).ok().and_then(|d| stamp::decode(&d)))
+                    .map(|r| {
+                        decoded.clear();
+                        b64.decode_vec(r.data.as_bytes(), &mut decoded)
+                            .ok()
+                            .and_then(|()| stamp::decode(&decoded))
+                    })
                     .collect();
                 let mut t = lock(&self.tracker);
                 stamps.into_iter().for_each(|s| t.seen(s, now_us));
             }
             let empty = page.records.is_empty();
-            if let Some(r) = page.records.into_iter().last() {
-                last_sequence = Some(r.sequence_number);
+            if let Some(r) = page.records.last() {
+                last_sequence = Some(r.sequence_number.to_string());
             }
             match page.next_shard_iterator {
                 Some(next) => it = next,

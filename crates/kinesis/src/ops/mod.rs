@@ -217,7 +217,7 @@ impl Service {
             }
             "PutRecords" => self.put_records(input).await,
             "GetRecords" => {
-                self.get_records(GetRecordsRequest::parse(input, account)?)
+                self.get_records(GetRecordsRequest::parse(input, account)?, input.format)
                     .await
             }
             "ListTagsForStream" => self.list_tags(ListTagsForStreamRequest::parse(input, account)?),
