@@ -374,10 +374,80 @@ struct OpenWindow {
     state: Value,
 }
 
-/// Reads one shard to its end (or until stopped), delivering round after round.
+/// Reads one shard to its end (or until stopped), delivering round after round. Whatever
+/// ends it, the last checkpoint is durable when it returns.
 async fn shard_task(
     ctx: &Arc<Ctx>,
     checkpointer: Checkpointer,
+    lease: ShardLease,
+) -> Result<(), ConsumeError> {
+    let mut commits = Commits {
+        checkpointer,
+        behind: None,
+    };
+    let result = rounds(ctx, &mut commits, lease).await;
+    let flushed = commits.flush().await;
+    result.and(flushed)
+}
+
+/// A shard task's checkpoint commits, in order. A round's checkpoint is committed while the
+/// next round runs (the task waits for it before the next commit, and at its end): a crash
+/// before it is durable delivers that round again, as a crash before an awaited commit would.
+/// Commits with consumer state (tumbling windows) are awaited.
+struct Commits {
+    checkpointer: Checkpointer,
+    behind: Option<tokio::task::JoinHandle<Result<(), ConsumeError>>>,
+}
+
+impl Commits {
+    /// Waits for the commit running behind, if any.
+    async fn flush(&mut self) -> Result<(), ConsumeError> {
+        match self.behind.take() {
+            None => Ok(()),
+            Some(task) => task
+                .await
+                .map_err(|e| ConsumeError::Task(e.to_string()))?,
+        }
+    }
+
+    async fn commit(
+        &mut self,
+        shard_id: &ShardId,
+        buf: &Buffer,
+        last: Option<SequenceNumber>,
+        state: Vec<StateWrite>,
+    ) -> Result<(), ConsumeError> {
+        self.flush().await?;
+        let checkpoints = checkpoints(shard_id, buf, last);
+        if checkpoints.is_empty() && state.is_empty() {
+            return Ok(());
+        }
+        self.checkpointer.commit(checkpoints, state).await
+    }
+
+    /// Starts a round's checkpoint commit, to run while the next round does.
+    async fn commit_behind(
+        &mut self,
+        shard_id: &ShardId,
+        buf: &Buffer,
+        last: Option<SequenceNumber>,
+    ) -> Result<(), ConsumeError> {
+        self.flush().await?;
+        let checkpoints = checkpoints(shard_id, buf, last);
+        if checkpoints.is_empty() {
+            return Ok(());
+        }
+        let checkpointer = self.checkpointer.clone();
+        self.behind = Some(tokio::spawn(async move {
+            checkpointer.commit(checkpoints, Vec::new()).await
+        }));
+        Ok(())
+    }
+}
+
+async fn rounds(
+    ctx: &Arc<Ctx>,
+    commits: &mut Commits,
     mut lease: ShardLease,
 ) -> Result<(), ConsumeError> {
     let spec = &ctx.spec;
@@ -438,7 +508,7 @@ async fn shard_task(
                         if final_invoke(ctx, &shard_id, &shard_name, w, window_len_ms, false).await.is_none() {
                             return Ok(());
                         }
-                        commit(ctx, &checkpointer, &shard_id, &buf, None, vec![StateWrite::Delete { key: window_key.clone() }]).await?;
+                        commits.commit(&shard_id, &buf, None, vec![StateWrite::Delete { key: window_key.clone() }]).await?;
                     }
                     continue;
                 }
@@ -475,7 +545,7 @@ async fn shard_task(
                     key: window_key.clone(),
                 });
             }
-            commit(ctx, &checkpointer, &shard_id, &buf, None, writes).await?;
+            commits.commit(&shard_id, &buf, None, writes).await?;
             return Ok(());
         }
         if buf.records.is_empty() {
@@ -495,9 +565,7 @@ async fn shard_task(
                     {
                         return Ok(());
                     }
-                    commit(
-                        ctx,
-                        &checkpointer,
+                    commits.commit(
                         &shard_id,
                         &buf,
                         None,
@@ -566,9 +634,7 @@ async fn shard_task(
             })
             .unwrap_or_default();
             open_window = Some(OpenWindow { start_ms, state });
-            commit(
-                ctx,
-                &checkpointer,
+            commits.commit(
                 &shard_id,
                 &buf,
                 last,
@@ -592,7 +658,7 @@ async fn shard_task(
         if !kept.is_empty() && !deliver_round(ctx, &shard_id, &shard_name, kept, factor).await {
             return Ok(());
         }
-        commit(ctx, &checkpointer, &shard_id, &buf, last, Vec::new()).await?;
+        commits.commit_behind(&shard_id, &buf, last).await?;
     }
 }
 
@@ -601,16 +667,13 @@ fn window_start(arrival_ms: i64, len_ms: i64) -> i64 {
     arrival_ms - arrival_ms.rem_euclid(len_ms)
 }
 
-/// Commits the shard's checkpoint: at the last read position when the buffer is empty (with
-/// the shard finished if it ended), else at `last` (the round's last record).
-async fn commit(
-    ctx: &Ctx,
-    checkpointer: &Checkpointer,
+/// The shard's checkpoint: at the last read position when the buffer is empty (with the
+/// shard finished if it ended), else at `last` (the round's last record).
+fn checkpoints(
     shard_id: &ShardId,
     buf: &Buffer,
     last: Option<SequenceNumber>,
-    state: Vec<StateWrite>,
-) -> Result<(), ConsumeError> {
+) -> Vec<ShardCheckpoint> {
     let at = if buf.records.is_empty() {
         buf.read_upto.map(|s| (s, buf.ended))
     } else {
@@ -624,22 +687,15 @@ async fn commit(
                 .map(|s| (s, false)),
         }
     };
-    let checkpoints: Vec<ShardCheckpoint> = at
-        .map(|(sequence_number, finished)| ShardCheckpoint {
-            shard_id: *shard_id,
-            checkpoint: Checkpoint {
-                sequence_number,
-                finished,
-            },
-        })
-        .into_iter()
-        .collect();
-    if checkpoints.is_empty() && state.is_empty() {
-        return Ok(());
-    }
-    let _ = ctx;
-    checkpointer.commit(checkpoints, state).await?;
-    Ok(())
+    at.map(|(sequence_number, finished)| ShardCheckpoint {
+        shard_id: *shard_id,
+        checkpoint: Checkpoint {
+            sequence_number,
+            finished,
+        },
+    })
+    .into_iter()
+    .collect()
 }
 
 /// The point just before `seq` (reading after it reads `seq` first).
