@@ -16,7 +16,8 @@
 #        BENCH_ARGS           flags for both runs (default: 4 shards, 100-byte records, batches
 #                             of 500, 16 connections, 10 s, drain timeout 30 s)
 #        JQ_BENCH_ARGS, PY_BENCH_ARGS   more flags for one scenario (e.g. "--rate 20000")
-#        JQ_BATCH_SIZE        the jq processor's batch_size (default 500)
+#        JQ_BATCH_SIZE        the jq processor's batch_size (default 5000: each round waits for
+#                             its outputs to be durable, and larger rounds wait less often)
 #        PYTHON               the interpreter of the handlers and of the setup (default .venv)
 #        SLUICE_BIN           a sluice binary to use instead of building target/release/sluice
 set -euo pipefail
@@ -75,7 +76,7 @@ source = "src"
 output = "out"
 program = 'select(.kind == "click") | .processed_at = now'
 starting_position = "TRIM_HORIZON"
-batch_size = ${JQ_BATCH_SIZE:-500}
+batch_size = ${JQ_BATCH_SIZE:-5000}
 TOML
   start_server "$dir" --config "$dir/sluice.toml"
   create_streams
