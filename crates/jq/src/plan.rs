@@ -972,19 +972,24 @@ impl Parser {
     }
 
     fn or(&mut self) -> Option<Cond> {
-        let mut c = self.and()?;
-        while self.peek() == Some(&Tok::Word("or")) {
-            self.at += 1;
-            c = Cond::Or(Box::new(c), Box::new(self.and()?));
-        }
-        Some(c)
+        self.chain("or", Parser::and, Cond::Or)
     }
 
     fn and(&mut self) -> Option<Cond> {
-        let mut c = self.cmp()?;
-        while self.peek() == Some(&Tok::Word("and")) {
+        self.chain("and", Parser::cmp, Cond::And)
+    }
+
+    /// `next (word next)*`, grouped from the left (`and` and `or` are left-associative).
+    fn chain(
+        &mut self,
+        word: &'static str,
+        next: fn(&mut Parser) -> Option<Cond>,
+        join: fn(Box<Cond>, Box<Cond>) -> Cond,
+    ) -> Option<Cond> {
+        let mut c = next(self)?;
+        while self.peek() == Some(&Tok::Word(word)) {
             self.at += 1;
-            c = Cond::And(Box::new(c), Box::new(self.cmp()?));
+            c = join(Box::new(c), Box::new(next(self)?));
         }
         Some(c)
     }

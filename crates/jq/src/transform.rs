@@ -224,7 +224,13 @@ impl<'t> BatchRun<'t> {
                 stream: &self.stream_json,
             };
             let buf = &mut self.scratch.buf;
-            match plan.apply(&r.data, &cx, &mut self.plan_scratch, buf) {
+            let scratch = &mut self.plan_scratch;
+            // A panic in the shortcut (none is known) leaves the record to jaq.
+            let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                plan.apply(&r.data, &cx, scratch, buf)
+            }))
+            .unwrap_or(Step::Whole);
+            match step {
                 Step::Dropped => return Ok(()),
                 Step::Output => {
                     let key = cut(&mut self.arena, r.partition_key.as_bytes());

@@ -404,9 +404,7 @@ impl Commits {
     async fn flush(&mut self) -> Result<(), ConsumeError> {
         match self.behind.take() {
             None => Ok(()),
-            Some(task) => task
-                .await
-                .map_err(|e| ConsumeError::Task(e.to_string()))?,
+            Some(task) => task.await.map_err(|e| ConsumeError::Task(e.to_string()))?,
         }
     }
 
@@ -565,15 +563,16 @@ async fn rounds(
                     {
                         return Ok(());
                     }
-                    commits.commit(
-                        &shard_id,
-                        &buf,
-                        None,
-                        vec![StateWrite::Delete {
-                            key: window_key.clone(),
-                        }],
-                    )
-                    .await?;
+                    commits
+                        .commit(
+                            &shard_id,
+                            &buf,
+                            None,
+                            vec![StateWrite::Delete {
+                                key: window_key.clone(),
+                            }],
+                        )
+                        .await?;
                     continue;
                 }
             }
@@ -634,16 +633,17 @@ async fn rounds(
             })
             .unwrap_or_default();
             open_window = Some(OpenWindow { start_ms, state });
-            commits.commit(
-                &shard_id,
-                &buf,
-                last,
-                vec![StateWrite::Put {
-                    key: window_key.clone(),
-                    value: stored,
-                }],
-            )
-            .await?;
+            commits
+                .commit(
+                    &shard_id,
+                    &buf,
+                    last,
+                    vec![StateWrite::Put {
+                        key: window_key.clone(),
+                        value: stored,
+                    }],
+                )
+                .await?;
             continue;
         }
         let mut round = Vec::with_capacity(round_max.min(buf.records.len()));
