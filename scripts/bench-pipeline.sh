@@ -14,7 +14,8 @@
 # Usage: scripts/bench-pipeline.sh [jq] [python]        (default: both)
 # Env:   SLUICE_BENCH_PORT    the port (default 47711)
 #        BENCH_ARGS           flags for both runs (default: 4 shards, 100-byte records, batches
-#                             of 500, 16 connections, 10 s, drain timeout 30 s)
+#                             of 500, 16 connections, 10 s, drain timeout 30 s, and a 5-second
+#                             pass-through phase: the same puts and reads with nothing between)
 #        JQ_BENCH_ARGS, PY_BENCH_ARGS   more flags for one scenario (e.g. "--rate 20000")
 #        JQ_BATCH_SIZE        the jq processor's batch_size (default 5000: each round waits for
 #                             its outputs to be durable, and larger rounds wait less often)
@@ -28,7 +29,7 @@ scenarios=("$@")
 port=${SLUICE_BENCH_PORT:-47711}
 endpoint="http://127.0.0.1:$port"
 python=${PYTHON:-$root/.venv/bin/python}
-bench_args=${BENCH_ARGS:---shards 4 --record-bytes 100 --batch 500 --concurrency 16 --duration 10 --drain-timeout 30}
+bench_args=${BENCH_ARGS:---shards 4 --record-bytes 100 --batch 500 --concurrency 16 --duration 10 --drain-timeout 30 --passthrough-duration 5}
 # shellcheck source=scripts/bench-server.sh
 source "$root/scripts/bench-server.sh"
 

@@ -380,3 +380,31 @@ def test_tail_keeps_following_into_new_children(sluice, kc, tmp_path):
         proc.kill()
         proc.wait()
         kc.delete_stream(StreamName=name)
+
+
+@pytest.mark.parametrize("read", ["poll", "efo"])
+def test_bench_pipeline_reports_raw_passthrough_and_pipeline(sluice, kc, read):
+    """`sluice bench --mode pipeline` with the stream as its own output: the raw and the
+    pass-through phases run on scratch streams it deletes, and every record put is seen once."""
+    name = unique_name("bench")
+    out = sluice.run(["bench"], "--mode", "pipeline", "--stream", name, "--output-stream", name,
+                     "--shards", "2", "--record-bytes", "100", "--batch", "50",
+                     "--concurrency", "2", "--rate", "2000", "--duration", "1",
+                     "--raw-put-duration", "0.5", "--passthrough-duration", "1",
+                     "--drain-timeout", "20", "--read", read).stdout
+    report = json.loads(out)
+    assert report["mode"] == "pipeline" and report["read"] == read
+    assert report["raw_put_records_per_s"] > 0
+    assert report["raw_put"]["records"] > 0 and report["raw_put"]["errors"] == 0
+    passthrough = report["passthrough"]
+    assert passthrough["records_put"] > 0
+    assert passthrough["records_processed"] == passthrough["records_put"]
+    assert passthrough["records_lost"] == 0
+    assert report["passthrough_records_per_s"] == passthrough["processed_records_per_s"] > 0
+    assert report["records_put"] > 0
+    assert report["records_processed"] == report["records_put"]
+    assert (report["records_lost"], report["duplicates"], report["foreign_records"]) == (0, 0, 0)
+    assert report["latency"]["samples"] == report["records_processed"]
+    names = kc.list_streams()["StreamNames"]
+    assert name in names
+    assert not [n for n in names if n.startswith("sluice-loadgen-")], names

@@ -422,6 +422,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             } else {
                 args.raw_put_duration
             },
+            passthrough_s: args.passthrough_duration,
             read: match args.read {
                 BenchRead::Poll => sluice_loadgen::ReadMethod::Poll,
                 BenchRead::Efo => sluice_loadgen::ReadMethod::Efo,

@@ -236,6 +236,11 @@ pub struct BenchArgs {
     /// pipeline and delivery modes: skip the raw PutRecords phase.
     #[arg(long)]
     pub skip_raw_put: bool,
+    /// pipeline mode: seconds of puts into a scratch stream that is also its own output, read
+    /// as the output is, before the measured phase: what the puts and reads reach with nothing
+    /// between them (0, the default, skips it; at most 600).
+    #[arg(long, default_value_t = 0.0)]
+    pub passthrough_duration: f64,
     /// pipeline mode: how the output stream is read.
     #[arg(long, value_enum, default_value = "poll")]
     pub read: BenchRead,

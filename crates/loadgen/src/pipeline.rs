@@ -2,11 +2,15 @@
 //! function behind an event source mapping, a consumer application elsewhere) through the
 //! Kinesis API alone, so it works against any Kinesis-compatible endpoint.
 //!
-//! A run has two phases:
+//! A run has up to three phases:
 //! 1. raw (skipped when `raw_put_s` is 0): the same records, batch size and concurrency put into
 //!    a scratch stream the run creates and deletes, for the PutRecords rate without a pipeline
 //!    reading the source ([`PipelineReport::raw_put_records_per_s`]);
-//! 2. pipeline: a reader on every shard of the output stream from LATEST (GetRecords loops, or
+//! 2. pass-through (only when `passthrough_s` is above 0): the same puts and reads as the
+//!    pipeline phase, with a scratch stream as both source and output, for what the puts and
+//!    the reading alone reach, with nothing between them
+//!    ([`PipelineReport::passthrough_records_per_s`]);
+//! 3. pipeline: a reader on every shard of the output stream from LATEST (GetRecords loops, or
 //!    SubscribeToShard with [`ReadMethod::Efo`]; shards that appear later, after a reshard, from
 //!    TRIM_HORIZON), then producers putting JSON
 //!    records stamped with an id and their send time ([`crate::stamp`]) into the source, at full
@@ -98,6 +102,8 @@ pub struct PipelineOptions {
     pub drain_timeout_s: f64,
     /// Length of the raw PutRecords phase; 0 skips it.
     pub raw_put_s: f64,
+    /// Length of the pass-through phase's puts; 0 (the default) skips it.
+    pub passthrough_s: f64,
     pub read: ReadMethod,
 }
 
@@ -120,6 +126,19 @@ pub struct PutPhase {
     pub request_latency: Latency,
 }
 
+/// The pass-through phase: puts into a scratch stream that is also read.
+#[derive(Debug, Clone, Serialize)]
+pub struct PassthroughPhase {
+    pub stream: String,
+    pub records_put: u64,
+    pub put_records_per_s: f64,
+    pub records_processed: u64,
+    pub processed_records_per_s: f64,
+    pub latency: Latency,
+    pub records_lost: u64,
+    pub drain_s: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PipelineReport {
     pub mode: Mode,
@@ -138,6 +157,10 @@ pub struct PipelineReport {
     /// stream nothing reads; `null` when skipped.
     pub raw_put_records_per_s: Option<f64>,
     pub raw_put: Option<PutPhase>,
+    /// Processed rate of the pass-through phase: the same puts and reads, a scratch stream
+    /// as source and output, nothing between them; `null` when skipped.
+    pub passthrough_records_per_s: Option<f64>,
+    pub passthrough: Option<PassthroughPhase>,
     /// Records the source acknowledged during the pipeline phase.
     pub records_put: u64,
     pub put_records_per_s: f64,
@@ -206,9 +229,9 @@ pub(crate) async fn run(client: Client, o: &Options) -> Result<PipelineReport, L
         ));
     }
     let phase_ok = |s: f64| (0.0..=PHASE_S_MAX).contains(&s);
-    if !phase_ok(p.drain_timeout_s) || !phase_ok(p.raw_put_s) {
+    if !phase_ok(p.drain_timeout_s) || !phase_ok(p.raw_put_s) || !phase_ok(p.passthrough_s) {
         return Err(LoadError::Setup(format!(
-            "the drain timeout and the raw phase are 0 to {PHASE_S_MAX} seconds"
+            "the drain timeout, the raw phase and the pass-through phase are 0 to {PHASE_S_MAX} seconds"
         )));
     }
     if p.rate_per_s == Some(0) {
@@ -225,43 +248,18 @@ pub(crate) async fn run(client: Client, o: &Options) -> Result<PipelineReport, L
     } else {
         None
     };
-
-    let consumer_arn = match p.read {
-        ReadMethod::Poll => None,
-        ReadMethod::Efo => {
-            let summary = client
-                .call(
-                    "DescribeStreamSummary",
-                    &json!({"StreamName": p.output_stream}),
-                )
-                .await?;
-            let stream_arn = summary["StreamDescriptionSummary"]["StreamARN"]
-                .as_str()
-                .unwrap_or_default();
-            Some(consumer(&client, stream_arn, CONSUMER_NAME).await?)
-        }
+    let passthrough = if p.passthrough_s > 0.0 {
+        let shards = u32::try_from(source_shards).unwrap_or(o.shards).max(1);
+        Some(passthrough_phase(&client, o, run_id, shards).await?)
+    } else {
+        None
     };
-    let clock = Clock::new();
-    let tracker = Arc::new(Mutex::new(Tracker::new(run_id)?));
-    let readers = Arc::new(Readers {
-        client: client.clone(),
-        stream: p.output_stream.clone(),
-        consumer_arn,
-        clock,
-        tracker: tracker.clone(),
-        stop: AtomicBool::new(false),
-        errors: AtomicU64::new(0),
-    });
-    let measured = measure(client.clone(), o, run_id, clock, readers.clone()).await;
-    if let Some(arn) = &readers.consumer_arn {
-        // Best effort: a consumer left behind is reused by the next run.
-        let _ = client
-            .call("DeregisterStreamConsumer", &json!({"ConsumerARN": arn}))
-            .await;
-    }
-    let (output_shards, put, drain_s, end_us) = measured?;
 
-    let m = lock(&tracker).matched();
+    let (readers, measured) = read_and_measure(&client, o, run_id).await?;
+    let (output_shards, put, drain_s, end_us) = measured;
+    let tracker = &readers.tracker;
+
+    let m = lock(tracker).matched();
     let processed_elapsed_s = m.processed_window_us as f64 / 1e6;
     Ok(PipelineReport {
         mode: Mode::Pipeline,
@@ -276,6 +274,8 @@ pub(crate) async fn run(client: Client, o: &Options) -> Result<PipelineReport, L
         rate_per_s: p.rate_per_s,
         raw_put_records_per_s: raw_put.as_ref().map(|r| r.records_per_s),
         raw_put,
+        passthrough_records_per_s: passthrough.as_ref().map(|p| p.processed_records_per_s),
+        passthrough,
         records_put: m.records_put,
         put_records_per_s: put.records_per_s,
         records_processed: m.records_processed,
@@ -294,6 +294,94 @@ pub(crate) async fn run(client: Client, o: &Options) -> Result<PipelineReport, L
     })
 }
 
+/// What [`measure`] returns: the output's shard count at the start, the puts, how long the
+/// drain took and when reading ended.
+type Measured = (usize, PutPhase, f64, u64);
+
+/// Readers of `o.pipeline.output_stream` (through a registered consumer with
+/// [`ReadMethod::Efo`], deregistered at the end), then [`measure`].
+async fn read_and_measure(
+    client: &Client,
+    o: &Options,
+    run_id: u32,
+) -> Result<(Arc<Readers>, Measured), LoadError> {
+    let p = &o.pipeline;
+    let consumer_arn = match p.read {
+        ReadMethod::Poll => None,
+        ReadMethod::Efo => {
+            let summary = client
+                .call(
+                    "DescribeStreamSummary",
+                    &json!({"StreamName": p.output_stream}),
+                )
+                .await?;
+            let stream_arn = summary["StreamDescriptionSummary"]["StreamARN"]
+                .as_str()
+                .unwrap_or_default();
+            Some(consumer(client, stream_arn, CONSUMER_NAME).await?)
+        }
+    };
+    let clock = Clock::new();
+    let tracker = Arc::new(Mutex::new(Tracker::new(run_id)?));
+    let readers = Arc::new(Readers {
+        client: client.clone(),
+        stream: p.output_stream.clone(),
+        consumer_arn,
+        clock,
+        tracker,
+        stop: AtomicBool::new(false),
+        errors: AtomicU64::new(0),
+    });
+    let measured = measure(client.clone(), o, run_id, clock, readers.clone()).await;
+    if let Some(arn) = &readers.consumer_arn {
+        // Best effort: a consumer left behind is reused by the next run.
+        let _ = client
+            .call("DeregisterStreamConsumer", &json!({"ConsumerARN": arn}))
+            .await;
+    }
+    Ok((readers, measured?))
+}
+
+/// The pass-through phase: a scratch stream (same shard count as the source) as both source
+/// and output, put into at full speed for `passthrough_s` and read as the pipeline phase reads
+/// its output, drained, then deleted.
+async fn passthrough_phase(
+    client: &Client,
+    o: &Options,
+    run_id: u32,
+    shards: u32,
+) -> Result<PassthroughPhase, LoadError> {
+    let scratch = format!("sluice-loadgen-passthrough-{run_id:08x}");
+    prepare(client, &scratch, shards).await?;
+    let mut scratch_o = o.clone();
+    scratch_o.stream = scratch.clone();
+    scratch_o.duration_s = o.pipeline.passthrough_s;
+    scratch_o.records_max = None;
+    scratch_o.pipeline.output_stream = scratch.clone();
+    scratch_o.pipeline.rate_per_s = None;
+    let result = read_and_measure(client, &scratch_o, run_id).await;
+    let deleted = client
+        .call(
+            "DeleteStream",
+            &json!({"StreamName": scratch, "EnforceConsumerDeletion": true}),
+        )
+        .await;
+    let (readers, (_, put, drain_s, _)) = result?;
+    deleted.map_err(|e| LoadError::Setup(format!("deleting the scratch stream {scratch}: {e}")))?;
+    let m = lock(&readers.tracker).matched();
+    let elapsed_s = m.processed_window_us as f64 / 1e6;
+    Ok(PassthroughPhase {
+        stream: scratch,
+        records_put: m.records_put,
+        put_records_per_s: put.records_per_s,
+        records_processed: m.records_processed,
+        processed_records_per_s: per_s(m.records_processed, elapsed_s),
+        latency: m.latency,
+        records_lost: m.records_lost,
+        drain_s,
+    })
+}
+
 /// The pipeline phase: readers, producers, drain. Returns the output's shard count at the
 /// start, the puts, how long the drain took and when reading ended.
 async fn measure(
@@ -302,7 +390,7 @@ async fn measure(
     run_id: u32,
     clock: Clock,
     readers: Arc<Readers>,
-) -> Result<(usize, PutPhase, f64, u64), LoadError> {
+) -> Result<Measured, LoadError> {
     let p = &o.pipeline;
     let tracker = readers.tracker.clone();
     // Every reader holds its LATEST position before the first put.
