@@ -565,15 +565,24 @@ impl Canon<'_> {
         Some(())
     }
 
-    fn object(&mut self, depth: usize, mut top: Option<&mut Vec<(V, V)>>) -> Option<()> {
+    /// Opens an object or an array (`open`, `close`): `Some(true)` when it is empty (and
+    /// closed), `None` past [`DEPTH_MAX`] or when it does not start there.
+    fn open(&mut self, depth: usize, open: u8, close: u8) -> Option<bool> {
         if depth > DEPTH_MAX {
             return None;
         }
-        self.expect(b'{')?;
+        self.expect(open)?;
         self.ws();
-        if self.peek()? == b'}' {
-            self.at += 1;
-            self.out.push(b'}');
+        if self.peek()? != close {
+            return Some(false);
+        }
+        self.at += 1;
+        self.out.push(close);
+        Some(true)
+    }
+
+    fn object(&mut self, depth: usize, mut top: Option<&mut Vec<(V, V)>>) -> Option<()> {
+        if self.open(depth, b'{', b'}')? {
             return Some(());
         }
         let base = self.keys.len();
@@ -624,14 +633,7 @@ impl Canon<'_> {
     }
 
     fn array(&mut self, depth: usize) -> Option<()> {
-        if depth > DEPTH_MAX {
-            return None;
-        }
-        self.expect(b'[')?;
-        self.ws();
-        if self.peek()? == b']' {
-            self.at += 1;
-            self.out.push(b']');
+        if self.open(depth, b'[', b']')? {
             return Some(());
         }
         loop {
