@@ -381,16 +381,27 @@ fn lookup(work: &[u8], fields: &[(V, V)], path: &[Key]) -> Option<V> {
 
 /// The value of field `key` of the object at `work[start..]` (in the writer's form).
 fn find(work: &[u8], start: usize, key: &[u8]) -> Option<V> {
-    let mut fields = Vec::new();
-    members(work, start, &mut fields);
-    fields
-        .into_iter()
-        .find(|(k, _)| k.bytes(work) == key)
-        .map(|(_, v)| v)
+    let mut found = None;
+    each_member(work, start, |k, v| {
+        if k.bytes(work) == key {
+            found = Some(v);
+        }
+        found.is_none()
+    });
+    found
 }
 
 /// The fields of the object at `work[start..]` (in the writer's form) into `fields`.
 fn members(work: &[u8], start: usize, fields: &mut Vec<(V, V)>) {
+    each_member(work, start, |k, v| {
+        fields.push((k, v));
+        true
+    });
+}
+
+/// Hands each field of the object at `work[start..]` (in the writer's form) to `visit`, in
+/// order, while it answers true.
+fn each_member(work: &[u8], start: usize, mut visit: impl FnMut(V, V) -> bool) {
     let mut at = start + 1;
     if work[at] == b'}' {
         return;
@@ -398,8 +409,7 @@ fn members(work: &[u8], start: usize, fields: &mut Vec<(V, V)>) {
     loop {
         let k_end = skip(work, at);
         let v_end = skip(work, k_end + 1);
-        fields.push((V::Work(at, k_end), V::Work(k_end + 1, v_end)));
-        if work[v_end] == b'}' {
+        if !visit(V::Work(at, k_end), V::Work(k_end + 1, v_end)) || work[v_end] == b'}' {
             return;
         }
         at = v_end + 1;
@@ -602,18 +612,8 @@ impl Canon<'_> {
             if let Some(fields) = top.as_deref_mut() {
                 fields.push((V::Work(k_start, k_end), V::Work(v_start, v_end)));
             }
-            self.ws();
-            match self.peek()? {
-                b',' => {
-                    self.at += 1;
-                    self.out.push(b',');
-                }
-                b'}' => {
-                    self.at += 1;
-                    self.out.push(b'}');
-                    break;
-                }
-                _ => return None,
+            if self.separator(b'}')? {
+                break;
             }
         }
         let keys = &self.keys[base..];
@@ -638,20 +638,23 @@ impl Canon<'_> {
         }
         loop {
             self.value(depth)?;
-            self.ws();
-            match self.peek()? {
-                b',' => {
-                    self.at += 1;
-                    self.out.push(b',');
-                }
-                b']' => {
-                    self.at += 1;
-                    self.out.push(b']');
-                    return Some(());
-                }
-                _ => return None,
+            if self.separator(b']')? {
+                return Some(());
             }
         }
+    }
+
+    /// After a field or an item: `Some(false)` at a comma (more follows), `Some(true)` at
+    /// `close`, `None` at anything else.
+    fn separator(&mut self, close: u8) -> Option<bool> {
+        self.ws();
+        let b = self.peek()?;
+        if b != b',' && b != close {
+            return None;
+        }
+        self.at += 1;
+        self.out.push(b);
+        Some(b == close)
     }
 
     /// A string whose escapes are the ones serde_json writes: `\"`, `\\`, `\b`, `\f`, `\n`,

@@ -340,7 +340,8 @@ impl Processors {
             .into_iter()
             .map(|p| {
                 let c = &p.config;
-                tracing::info!(processor = %c.name, source = %c.source, output = %c.output, "starting processor");
+                // on_bytes: the program runs on records' bytes (the jq plan) where it can.
+                tracing::info!(processor = %c.name, source = %c.source, output = %c.output, on_bytes = p.transform.is_planned(), "starting processor");
                 let target = JqTarget::new(
                     &c.name,
                     p.arn,
