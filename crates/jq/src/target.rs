@@ -3,7 +3,8 @@
 //! parser state, buffers and variables kept from record to record) on the blocking pool and
 //! writes the outputs, in input order, to the output stream, in puts of up to 500 records (up
 //! to [`limits::PUTS_IN_FLIGHT_MAX`] of them sent before the first is durable, so the log
-//! syncs them together); a record the transform fails on becomes a dead-letter record.
+//! syncs them together; one at a time when throughput quotas are enforced, since a put may then
+//! fail in part); a record the transform fails on becomes a dead-letter record.
 //!
 //! Delivery is at least once: a batch is acknowledged (and checkpointed by the poller) only
 //! once every output and dead-letter record of it is durable. If a write fails (the output
@@ -136,11 +137,20 @@ impl JqTarget {
         let work = tokio::task::spawn_blocking(move || job.run(&tx));
         // Puts are sent as chunks come and awaited oldest first, a few at a time: the log
         // makes the ones waiting together durable with one sync, in the order they were sent.
+        // With throughput enforced, a put can fail in part while a later one gets through:
+        // then one at a time, so that a failed batch's outputs that were written stay in order
+        // before it is written again (as with puts that fail whole: a missing stream, a full
+        // disk, where every later put fails too).
+        let ahead = if self.streams.config().throughput.enforce {
+            1
+        } else {
+            limits::PUTS_IN_FLIGHT_MAX
+        };
         let mut in_flight = VecDeque::new();
         let mut write_error = None;
         'chunks: while let Some(chunk) = rx.recv().await {
             for (stream, records) in self.targets(chunk) {
-                while in_flight.len() >= limits::PUTS_IN_FLIGHT_MAX {
+                while in_flight.len() >= ahead {
                     if let Some(put) = in_flight.pop_front() {
                         if let Err(e) = wait(put).await {
                             write_error = Some(e);

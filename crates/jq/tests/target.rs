@@ -383,6 +383,41 @@ async fn a_throttled_write_makes_the_poller_retry() {
     }
 }
 
+/// With throughput enforced a put can fail in part: the puts after it are not sent, so what
+/// was written is the start of the outputs, in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_put_throttled_in_part_stops_the_puts_after_it() {
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path(), |c| {
+            c.throughput.enforce = true;
+            c.throughput.write_records_per_sec = 700;
+        });
+        create(&s, "out", 1);
+        // 8 records of 500 outputs each, numbered 0 to 3999.
+        let t = target(&s, "range(500) as $i | . * 500 + $i", None, None);
+        let inputs: Vec<String> = (0..8).map(|n| n.to_string()).collect();
+        let records: Vec<(&str, &[u8])> = inputs.iter().map(|d| ("k", d.as_bytes())).collect();
+        let outcome = t.invoke(batch(&records)).await;
+        assert!(
+            matches!(outcome, Outcome::NotInvoked { .. }),
+            "round {round}: {outcome:?}"
+        );
+        let got: Vec<_> = read_all(&s, "out")
+            .into_iter()
+            .map(|(_, _, d)| json_of(&d))
+            .collect();
+        assert!(!got.is_empty() && got.len() < 4000, "round {round}");
+        let want: Vec<_> = (0..got.len()).map(|i| json!(i)).collect();
+        assert!(
+            got == want,
+            "round {round}: {} records written, not the first ones in order; the last: {:?}",
+            got.len(),
+            &got[got.len().saturating_sub(5)..]
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_large_fan_out_is_written_in_several_puts_in_order() {
     let dir = tempfile::tempdir().unwrap();
