@@ -545,12 +545,14 @@ async fn handle(State(s): State<Arc<S3>>, req: Request) -> Response {
     let request_id = sluice_aws::request_id();
     let (parts, body) = req.into_parts();
     let head = parts.method == Method::HEAD;
+    let continues = expects_continue(&parts.headers);
     let mut ctx = match parse(&s, parts, &request_id) {
         Ok(c) => c,
         Err(Parsed::Answer(r)) => return *r,
         Err(Parsed::Error(e)) => {
             let mut r = e.response("/", &request_id, head);
             stamp(&mut r, &request_id);
+            close_unread(&mut r, continues);
             return r;
         }
     };
@@ -560,6 +562,7 @@ async fn handle(State(s): State<Arc<S3>>, req: Request) -> Response {
         Err(e) => e.response(&ctx.resource(), &request_id, head),
     };
     stamp(&mut r, &request_id);
+    close_unread(&mut r, continues);
     let status = r.status();
     let op = ctx.op.name();
     count_request(op, status);
@@ -569,6 +572,24 @@ async fn handle(State(s): State<Arc<S3>>, req: Request) -> Response {
         tracing::debug!(request_id, op, %status, "s3 request");
     }
     r
+}
+
+/// Whether the client waits for `100 Continue` before it sends the body.
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+}
+
+/// An error answered to a request whose client waits for `100 Continue` (the SDKs' uploads):
+/// the body may or may not follow, so the connection ends with the answer instead of reading
+/// the next request from bytes that may be the body, or that may never come.
+fn close_unread(r: &mut Response, continues: bool) {
+    if continues && !r.status().is_success() {
+        r.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
 }
 
 fn stamp(r: &mut Response, request_id: &str) {

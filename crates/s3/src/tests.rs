@@ -183,3 +183,47 @@ async fn sha256_and_md5_mismatches_are_refused_and_nothing_is_written() {
     }
     assert!(!d.path().join("lake/bkt/k").exists());
 }
+
+/// An upload the server refuses before reading its body, from a client that waits for
+/// `100 Continue` (boto3 and the CLI do for PutObject and UploadPart): the client may never
+/// send the body, so the server closes the connection after its answer rather than read the
+/// next request's first bytes as that body (which made the next request's method `OST`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_upload_that_expects_continue_closes_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let d = tempfile::tempdir().unwrap();
+    let r = service(d.path());
+    assert_eq!(
+        call(&r, "PUT", "127.0.0.1", "/lake", b"").await.0,
+        StatusCode::OK
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, r).await });
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The body (one byte) is held back, as a client waiting for 100 Continue does.
+    c.write_all(
+        b"PUT /lake/k?partNumber=1&uploadId=nope HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+          Content-Length: 1\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    // The next request on the same connection.
+    c.write_all(
+        b"POST /lake/small?uploads HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), c.read_to_end(&mut got))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    let text = String::from_utf8_lossy(&got).to_lowercase();
+    assert!(text.starts_with("http/1.1 404"), "{text}");
+    assert!(text.contains("<code>nosuchupload</code>"), "{text}");
+    assert!(text.contains("connection: close"), "{text}");
+    // One answer: the second request was not read as part of the first.
+    assert_eq!(text.matches("http/1.1 ").count(), 1, "{text}");
+    server.abort();
+}
